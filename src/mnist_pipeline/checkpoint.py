@@ -1,0 +1,61 @@
+"""Save and load model checkpoints: a state dict plus what is needed to rebuild the model."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mnist_pipeline.atomic import write_bytes
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.models import MODELS, build_model, count_parameters
+from mnist_pipeline.params import TrainParams
+
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(path: Path, name: str, model: nn.Module, params: TrainParams) -> None:
+    """Write ``model``'s weights and how to rebuild it, atomically and byte-stably."""
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "model": name,
+        "dropout": params.dropout,
+        "num_parameters": count_parameters(model),
+        "params": dataclasses.asdict(params),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    buffer = io.BytesIO()  # saving to a buffer keeps the temp file's name out of the archive
+    torch.save(payload, buffer)
+    write_bytes(path, buffer.getvalue())
+
+
+def load_checkpoint(path: Path, expected_model: str | None = None) -> tuple[str, nn.Module]:
+    """Load ``path`` with ``weights_only=True`` and rebuild its model in eval mode."""
+    try:
+        payload: Any = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise PipelineError(f"{path}: checkpoint missing (run the train stage)") from exc
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise PipelineError(f"{path}: not a readable checkpoint: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
+        raise PipelineError(f"{path}: not a checkpoint of this pipeline (format {FORMAT_VERSION})")
+    name = payload.get("model")
+    if name not in MODELS:
+        raise PipelineError(f"{path}: model '{name}' has no class behind it")
+    if expected_model is not None and name != expected_model:
+        raise PipelineError(f"{path}: holds model '{name}', expected '{expected_model}'")
+    model = build_model(name, dropout=float(payload.get("dropout", 0.0)))
+    try:
+        model.load_state_dict(payload["state_dict"], strict=True)
+    except (RuntimeError, KeyError, TypeError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        raise PipelineError(
+            f"{path}: weights do not fit architecture '{name}': {first_line}"
+        ) from exc
+    return name, model.eval()

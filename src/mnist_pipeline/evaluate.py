@@ -1,0 +1,101 @@
+"""The evaluate stage: a checkpoint on the test split into metrics, a confusion CSV and a
+grid of the digits it got wrong."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from mnist_pipeline.archive import NUM_CLASSES  # noqa: E402
+from mnist_pipeline.atomic import atomic_path, write_text  # noqa: E402
+from mnist_pipeline.checkpoint import load_checkpoint  # noqa: E402
+from mnist_pipeline.data import DigitFolder  # noqa: E402
+from mnist_pipeline.evaluation import SplitResult, run_split  # noqa: E402
+from mnist_pipeline.models import count_parameters  # noqa: E402
+from mnist_pipeline.params import EvaluateParams  # noqa: E402
+from mnist_pipeline.runtime import pick_device  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+
+def compute_metrics(result: SplitResult, labels: torch.Tensor, num_parameters: int) -> dict:
+    """Accuracy, loss, error count, parameter count and per-class precision and recall."""
+    predictions = result.predictions
+    per_class = {}
+    for digit in range(NUM_CLASSES):
+        true_positive = int(((predictions == digit) & (labels == digit)).sum())
+        predicted = int((predictions == digit).sum())
+        actual = int((labels == digit).sum())
+        per_class[str(digit)] = {
+            "precision": round(true_positive / predicted, 6) if predicted else 0.0,
+            "recall": round(true_positive / actual, 6) if actual else 0.0,
+        }
+    return {
+        "accuracy": round(result.accuracy, 6),
+        "loss": round(result.loss, 6),
+        "errors": int((predictions != labels).sum()),
+        "test_images": len(labels),
+        "parameters": num_parameters,
+        "per_class": per_class,
+    }
+
+
+def confusion_csv(labels: torch.Tensor, predictions: torch.Tensor) -> str:
+    rows = [f"{int(a)},{int(p)}" for a, p in zip(labels, predictions, strict=True)]
+    return "actual,predicted\n" + "\n".join(rows) + "\n"
+
+
+def save_misclassified_grid(
+    path: Path, images: torch.Tensor, labels: torch.Tensor, result: SplitResult, limit: int
+) -> None:
+    """A PNG grid of the first ``limit`` misclassified digits, titled true -> predicted."""
+    predictions = result.predictions
+    probabilities = result.logits.softmax(dim=1)
+    wrong = (predictions != labels).nonzero().flatten()[:limit].tolist()
+    columns = max(1, min(9, len(wrong)))
+    rows = max(1, -(-len(wrong) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.3), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, index in zip(axes.flat, wrong, strict=False):
+        ax.imshow(images[index, 0].numpy(), cmap="gray_r", vmin=0, vmax=255)
+        confidence = probabilities[index, predictions[index]].item()
+        ax.set_title(f"{int(labels[index])}→{int(predictions[index])} {confidence:.0%}", fontsize=8)
+    fig.suptitle(f"{len(wrong)} misclassified (true→predicted)", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+
+
+def run_evaluation(
+    checkpoint: Path,
+    model_name: str,
+    images_dir: Path,
+    params: EvaluateParams,
+    metrics_path: Path,
+    confusion_path: Path,
+    grid_path: Path,
+) -> dict:
+    """The evaluate stage: write metrics JSON, confusion CSV and misclassified grid."""
+    _, model = load_checkpoint(checkpoint, expected_model=model_name)
+    device = pick_device()
+    test_set = DigitFolder(images_dir / "test")
+    result = run_split(
+        model.to(device), test_set.images, test_set.labels, params.batch_size, device
+    )
+    metrics = compute_metrics(result, test_set.labels, count_parameters(model))
+    save_misclassified_grid(
+        grid_path, test_set.images, test_set.labels, result, params.misclassified
+    )
+    write_text(confusion_path, confusion_csv(test_set.labels, result.predictions))
+    write_text(metrics_path, json.dumps(metrics, indent=2) + "\n")
+    log.info("%s: accuracy %.4f, %d errors", model_name, metrics["accuracy"], metrics["errors"])
+    return metrics

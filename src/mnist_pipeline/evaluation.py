@@ -1,0 +1,46 @@
+"""Run a model over a whole split: logits, loss and accuracy, batched and in eval mode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mnist_pipeline.data import BatchTransform
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    logits: torch.Tensor  # N x 10, on the CPU
+    loss: float  # mean cross-entropy
+    accuracy: float  # fraction correct
+
+    @property
+    def predictions(self) -> torch.Tensor:
+        return self.logits.argmax(dim=1)
+
+
+@torch.inference_mode()
+def run_split(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+) -> SplitResult:
+    """Evaluate ``model`` on uint8 ``images`` with their ``labels``; restores train mode after."""
+    was_training = model.training
+    model.eval()
+    normalize = BatchTransform()
+    logits = torch.cat(
+        [
+            model(normalize(images[start : start + batch_size].to(device))).float().cpu()
+            for start in range(0, len(images), batch_size)
+        ]
+    )
+    model.train(was_training)
+    loss = F.cross_entropy(logits, labels).item()
+    accuracy = (logits.argmax(dim=1) == labels).double().mean().item()
+    return SplitResult(logits, loss, accuracy)

@@ -1,0 +1,27 @@
+"""The fetch stage: MNIST from its source into two deterministic tarballs of PNGs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from mnist_pipeline.archive import write_tarball
+from mnist_pipeline.params import DataParams
+from mnist_pipeline.sources import SPLITS, check_splits, load_mnist
+
+log = logging.getLogger(__name__)
+
+
+def tarball_path(raw_dir: Path, split: str) -> Path:
+    return raw_dir / f"mnist_{split}.tar.gz"
+
+
+def fetch(params: DataParams, raw_dir: Path, cache_dir: Path | None = None) -> None:
+    """Load MNIST as ``params`` say, check it, and write one tarball per split."""
+    splits = load_mnist(params.source, cache_dir)
+    check_splits(splits, params.verify)
+    for split in SPLITS:
+        images, labels = splits[split]
+        path = tarball_path(raw_dir, split)
+        write_tarball(path, split, images, labels)
+        log.info("wrote %s: %d digits", path, len(images))

@@ -1,0 +1,23 @@
+"""Run a stage entry point: logging set up, bad input reported as one clear line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.runtime import setup_logging
+
+
+def run_stage(main: Callable[[list[str]], None]) -> None:
+    """Call ``main(sys.argv[1:])``; exit 1 with the message on a :class:`PipelineError`."""
+    setup_logging()
+    try:
+        main(sys.argv[1:])
+    except PipelineError as exc:
+        logging.getLogger("stage").error("%s", exc)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        logging.getLogger("stage").error("interrupted: no output was written")
+        sys.exit(130)

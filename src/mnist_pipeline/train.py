@@ -1,0 +1,187 @@
+"""The training loop: one model, its params, the training split; the test split only watched.
+
+The test split is evaluated after every epoch for the history plot; it never chooses a
+checkpoint or stops training: the checkpoint is always the last epoch's weights.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from mnist_pipeline.atomic import write_text
+from mnist_pipeline.checkpoint import save_checkpoint
+from mnist_pipeline.data import BatchTransform, DigitFolder, make_loader
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.evaluation import run_split
+from mnist_pipeline.models import build_model, count_parameters
+from mnist_pipeline.params import TrainParams
+from mnist_pipeline.runtime import make_deterministic, pick_device
+
+log = logging.getLogger(__name__)
+EVAL_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One row of ``history.csv``."""
+
+    epoch: int
+    train_loss: float  # plain cross-entropy on the (augmented) training batches
+    train_accuracy: float
+    test_loss: float
+    test_accuracy: float
+    lr: float  # learning rate of the epoch's last step
+
+
+def make_optimizer(model: nn.Module, params: TrainParams) -> torch.optim.Optimizer:
+    """SGD or AdamW; weight decay applies to weights only, not to biases."""
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [
+        {"params": decay, "weight_decay": params.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    if params.optimizer == "sgd":
+        return torch.optim.SGD(
+            groups, lr=params.lr, momentum=params.momentum, nesterov=params.nesterov
+        )
+    return torch.optim.AdamW(groups, lr=params.lr)
+
+
+def make_schedule(
+    optimizer: torch.optim.Optimizer, params: TrainParams, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """A per-step learning-rate schedule: one-cycle, warm-up then cosine, or constant."""
+    if params.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=params.lr,
+            total_steps=total_steps,
+            pct_start=params.warmup,
+            cycle_momentum=False,
+        )
+    warmup_steps = int(params.warmup * total_steps)
+
+    def factor(step: int) -> float:
+        if params.schedule == "constant":
+            return 1.0
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def check_batch_size(params: TrainParams, name: str, train_size: int) -> None:
+    if params.batch_size > train_size:
+        raise PipelineError(
+            f"params: 'models.{name}.batch_size' is {params.batch_size}, larger than the "
+            f"{train_size} training images"
+        )
+
+
+def train_model(
+    name: str, params: TrainParams, train_set: DigitFolder, test_set: DigitFolder
+) -> tuple[nn.Module, list[EpochRecord]]:
+    """Train model ``name`` as ``params`` say; return it with its per-epoch history."""
+    check_batch_size(params, name, len(train_set))
+    generator = make_deterministic(params.seed)
+    device = pick_device()
+    model = build_model(name, dropout=params.dropout).to(device)
+    loader = make_loader(
+        train_set, params.batch_size, True, generator, pin_memory=device.type == "cuda"
+    )
+    transform = BatchTransform(params.augment, generator)
+    optimizer = make_optimizer(model, params)
+    schedule = make_schedule(optimizer, params, params.epochs * len(loader))
+    log.info(
+        "training %s (%d parameters) on %s: %d epochs of %d steps",
+        name,
+        count_parameters(model),
+        device,
+        params.epochs,
+        len(loader),
+    )
+    history = []
+    bar = tqdm(range(1, params.epochs + 1), desc=f"train {name}", unit="epoch")
+    for epoch in bar:
+        model.train()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        for step, (images, labels) in enumerate(loader, start=1):
+            images = transform(images.to(device, non_blocking=True))
+            labels = labels.to(device, non_blocking=True)
+            logits = model(images)
+            loss = F.cross_entropy(logits, labels, label_smoothing=params.label_smoothing)
+            if not torch.isfinite(loss):
+                raise PipelineError(
+                    f"{name}: loss became {loss.item()} at epoch {epoch}, step {step}; "
+                    f"try a lower models.{name}.lr"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            with torch.no_grad():
+                loss_sum += F.cross_entropy(logits, labels, reduction="sum")
+                correct += (logits.argmax(dim=1) == labels).sum()
+        test = run_split(model, test_set.images, test_set.labels, EVAL_BATCH, device)
+        record = EpochRecord(
+            epoch=epoch,
+            train_loss=loss_sum.item() / len(train_set),
+            train_accuracy=correct.item() / len(train_set),
+            test_loss=test.loss,
+            test_accuracy=test.accuracy,
+            lr=optimizer.param_groups[0]["lr"],
+        )
+        history.append(record)
+        bar.set_postfix(loss=f"{record.train_loss:.4f}", test_acc=f"{record.test_accuracy:.4f}")
+        log.info(
+            "%s epoch %d/%d: train loss %.4f acc %.4f, test loss %.4f acc %.4f, lr %.5f",
+            name,
+            epoch,
+            params.epochs,
+            record.train_loss,
+            record.train_accuracy,
+            record.test_loss,
+            record.test_accuracy,
+            record.lr,
+        )
+    return model, history
+
+
+def history_csv(history: list[EpochRecord]) -> str:
+    """The history as CSV text, floats at fixed precision so reruns give the same bytes."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    names = [f.name for f in fields(EpochRecord)]
+    writer.writerow(names)
+    for record in history:
+        writer.writerow(
+            [f"{v:.6g}" if isinstance(v, float) else v for v in (getattr(record, n) for n in names)]
+        )
+    return buffer.getvalue()
+
+
+def run_training(
+    name: str, params: TrainParams, images_dir: Path, checkpoint: Path, history_path: Path
+) -> list[EpochRecord]:
+    """The train stage: read both splits, train, then write the checkpoint and history."""
+    train_set = DigitFolder(images_dir / "train")
+    test_set = DigitFolder(images_dir / "test")
+    model, history = train_model(name, params, train_set, test_set)
+    save_checkpoint(checkpoint, name, model, params)
+    write_text(history_path, history_csv(history))
+    log.info("wrote %s and %s", checkpoint, history_path)
+    return history

@@ -1,0 +1,23 @@
+"""Stage train@<model>: models.<model> params into models/<model>.pt and its history."""
+
+from pathlib import Path
+
+from mnist_pipeline.params import load_params
+from mnist_pipeline.stage import run_stage
+from mnist_pipeline.train import run_training
+
+
+def main(argv: list[str]) -> None:
+    (name,) = argv
+    params = load_params()
+    run_training(
+        name,
+        params.models[name],
+        images_dir=Path("data/images"),
+        checkpoint=Path(f"models/{name}.pt"),
+        history_path=Path(f"plots/{name}/history.csv"),
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)
