@@ -1,0 +1,90 @@
+"""Shared fixtures: a small slice of real MNIST (1,000 train, 500 test digits) in every
+form the pipeline reads, and a throwaway copy of the repository for driving the dvc CLI."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mnist_pipeline.extract import extract
+from mnist_pipeline.fetch import fetch
+from mnist_pipeline.params import DataParams
+from mnist_pipeline.sources import Splits, from_directory
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SMALL_MNIST = Path(__file__).parent / "data" / "mnist-small"
+BIN = Path(sys.executable).parent  # the virtual environment's dvc and python
+
+# Params for a run on SMALL_MNIST that takes seconds: tiny models are still the real ones.
+FAST_TRAINING = {"epochs": 3, "batch_size": 50}
+
+
+@pytest.fixture(scope="session")
+def small_splits() -> Splits:
+    """The small slice as arrays, read from its IDX files."""
+    return from_directory(SMALL_MNIST)
+
+
+@pytest.fixture(scope="session")
+def small_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding the small slice as the fetch stage's two tarballs."""
+    raw = tmp_path_factory.mktemp("raw")
+    fetch(DataParams(source=str(SMALL_MNIST), verify=False), raw)
+    return raw
+
+
+@pytest.fixture(scope="session")
+def small_images(tmp_path_factory: pytest.TempPathFactory, small_raw: Path) -> Path:
+    """The small slice extracted into <split>/<label>/<index>.png folders."""
+    images = tmp_path_factory.mktemp("extracted") / "images"
+    extract(small_raw, images, verify=False)
+    return images
+
+
+def fast_params(source: Path = SMALL_MNIST) -> dict:
+    """params.yaml of the repository, pointed at ``source`` and shortened to seconds."""
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["data"] = {"source": str(source), "verify": False}
+    for model in params["models"].values():
+        model.update(FAST_TRAINING)
+    params["accuracy_floor"] = {name: 0.5 for name in params["models"]}
+    return params
+
+
+def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a command with the virtual environment first on PATH; show its output on failure."""
+    env = {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(cwd.parent), "DVC_NO_ANALYTICS": "1"}
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    """A git + DVC repository holding this project's pipeline and the fast params."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ["dvc.yaml", ".dvcignore", "stages", "src", ".dvc/config", ".dvc/.gitignore"]:
+        source = REPO_ROOT / name
+        target = repo / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target)
+    (repo / "params.yaml").write_text(yaml.safe_dump(fast_params(), sort_keys=False))
+    (repo / ".gitignore").write_text("/data/\n/models/\n/dvc_plots/\n")
+    run(["git", "init", "-q", "-b", "main"], repo)
+    run(["git", "config", "user.email", "test@example.com"], repo)
+    run(["git", "config", "user.name", "test"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "pipeline"], repo)
+    return repo

@@ -1,0 +1,63 @@
+"""End to end: the real `dvc` CLI runs the whole pipeline on the small data in a temp repo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import run
+
+MODELS = ("lenet5", "mlp")
+OUTPUTS = [
+    "data/raw/mnist_train.tar.gz",
+    "data/raw/mnist_test.tar.gz",
+    "metrics/summary.md",
+    "plots/comparison/accuracy.png",
+    "plots/comparison/loss.png",
+    *[
+        path
+        for model in MODELS
+        for path in (
+            f"models/{model}.pt",
+            f"metrics/{model}.json",
+            f"plots/{model}/history.csv",
+            f"plots/{model}/confusion.csv",
+            f"plots/{model}/misclassified.png",
+        )
+    ],
+]
+
+
+def stages_run(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+
+
+@pytest.mark.slow
+def test_dvc_repro_runs_every_stage_and_only_what_a_change_touches(repo_copy: Path) -> None:
+    first = run(["dvc", "repro"], repo_copy)
+    assert stages_run(first.stdout) == {
+        "fetch", "extract", "train@lenet5", "train@mlp", "evaluate@lenet5", "evaluate@mlp", "report"
+    }
+    for output in OUTPUTS:
+        assert (repo_copy / output).stat().st_size > 0, output
+    assert len(list((repo_copy / "data/images/train").glob("*/*.png"))) == 1000
+    assert len(list((repo_copy / "data/images/test").glob("*/*.png"))) == 500
+
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], repo_copy).stdout
+
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo_copy).stdout)
+    metrics = next(iter(shown.values()))["data"]
+    for model in MODELS:
+        assert metrics[f"metrics/{model}.json"]["data"]["accuracy"] > 0.5
+
+    run(["dvc", "plots", "show"], repo_copy)
+    assert (repo_copy / "dvc_plots" / "index.html").stat().st_size > 0
+
+    params = yaml.safe_load((repo_copy / "params.yaml").read_text())
+    params["models"]["mlp"]["lr"] = 0.05
+    (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    second = run(["dvc", "repro"], repo_copy)
+    assert stages_run(second.stdout) == {"train@mlp", "evaluate@mlp", "report"}

@@ -1,0 +1,100 @@
+"""Training, checkpoints, evaluation and the report on the small real data."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import fast_params
+from mnist_pipeline.checkpoint import load_checkpoint, save_checkpoint
+from mnist_pipeline.data import DigitFolder
+from mnist_pipeline.evaluate import run_evaluation
+from mnist_pipeline.params import TrainParams, parse_params
+from mnist_pipeline.report import run_report
+from mnist_pipeline.train import history_csv, train_model
+
+HISTORY_COLUMNS = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr"]
+
+
+@pytest.fixture(scope="module")
+def datasets(small_images: Path) -> tuple[DigitFolder, DigitFolder]:
+    return DigitFolder(small_images / "train"), DigitFolder(small_images / "test")
+
+
+def small_recipe(name: str, **changes: object) -> TrainParams:
+    return dataclasses.replace(parse_params(fast_params()).models[name], **changes)
+
+
+@pytest.fixture(scope="module")
+def trained_mlp(datasets: tuple[DigitFolder, DigitFolder]) -> tuple[torch.nn.Module, list]:
+    return train_model("mlp", small_recipe("mlp", epochs=4), *datasets)
+
+
+def test_mlp_learns_and_records_history(trained_mlp: tuple) -> None:
+    _, history = trained_mlp
+    assert [r.epoch for r in history] == [1, 2, 3, 4]
+    assert history[-1].test_accuracy > 0.75  # chance is 0.10
+    assert history[-1].train_loss < history[0].train_loss
+    assert history[-1].lr < history[1].lr  # one-cycle anneals to nearly zero
+
+
+def test_lenet5_learns(datasets: tuple[DigitFolder, DigitFolder]) -> None:
+    _, history = train_model("lenet5", small_recipe("lenet5", epochs=4), *datasets)
+    assert history[-1].test_accuracy > 0.6
+
+
+def test_same_seed_gives_identical_weights(datasets: tuple, trained_mlp: tuple) -> None:
+    again, _ = train_model("mlp", small_recipe("mlp", epochs=4), *datasets)
+    other, _ = train_model("mlp", small_recipe("mlp", epochs=4, seed=1), *datasets)
+    reference = trained_mlp[0].state_dict()
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in reference.items())
+    assert not all(torch.equal(v, other.state_dict()[k]) for k, v in reference.items())
+
+
+def test_history_csv_has_the_documented_columns(trained_mlp: tuple) -> None:
+    rows = list(csv.reader(history_csv(trained_mlp[1]).splitlines()))
+    assert rows[0] == HISTORY_COLUMNS
+    assert len(rows) == 5
+
+
+def test_checkpoint_round_trip_gives_the_same_predictions(
+    tmp_path: Path, trained_mlp: tuple, datasets: tuple
+) -> None:
+    model, _ = trained_mlp
+    save_checkpoint(tmp_path / "mlp.pt", "mlp", model, small_recipe("mlp"))
+    name, loaded = load_checkpoint(tmp_path / "mlp.pt")
+    images = datasets[1].images[:20].float()
+    assert name == "mlp"
+    assert torch.equal(model.eval()(images), loaded(images))
+
+
+def test_evaluate_and_report_write_every_output(
+    tmp_path: Path, trained_mlp: tuple, small_images: Path
+) -> None:
+    model, history = trained_mlp
+    save_checkpoint(tmp_path / "mlp.pt", "mlp", model, small_recipe("mlp"))
+    params = parse_params(fast_params())
+    metrics = run_evaluation(
+        tmp_path / "mlp.pt", "mlp", small_images, params.evaluate,
+        tmp_path / "metrics" / "mlp.json", tmp_path / "plots" / "mlp" / "confusion.csv",
+        tmp_path / "plots" / "mlp" / "misclassified.png",
+    )
+    assert json.loads((tmp_path / "metrics" / "mlp.json").read_text()) == metrics
+    assert metrics["parameters"] == 64_630
+    assert metrics["errors"] == round((1 - metrics["accuracy"]) * 500)
+    assert set(metrics["per_class"]) == {str(d) for d in range(10)}
+    rows = list(csv.DictReader((tmp_path / "plots" / "mlp" / "confusion.csv").open()))
+    assert len(rows) == 500
+    assert sum(r["actual"] != r["predicted"] for r in rows) == metrics["errors"]
+    assert (tmp_path / "plots" / "mlp" / "misclassified.png").read_bytes()[:4] == b"\x89PNG"
+
+    (tmp_path / "plots" / "mlp" / "history.csv").write_text(history_csv(history))
+    run_report(["mlp"], tmp_path / "metrics", tmp_path / "plots", tmp_path / "cmp", tmp_path / "s.md")
+    assert "| mlp | 64,630 |" in (tmp_path / "s.md").read_text()
+    for figure in ("accuracy.png", "loss.png"):
+        assert (tmp_path / "cmp" / figure).read_bytes()[:4] == b"\x89PNG"
