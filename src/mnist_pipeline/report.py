@@ -33,18 +33,23 @@ def read_metrics(path: Path) -> dict:
 
 
 def plot_curves(histories: dict[str, pd.DataFrame], metric: str, path: Path) -> None:
-    """Train (dashed) and test (solid) ``metric`` per epoch, one colour per model."""
+    """Train (dashed) and test (solid) ``metric`` per epoch, one colour per model.
+
+    Accuracy is drawn as error rate on a log scale, where 1 % and 0.5 % are far apart.
+    """
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for color, (name, history) in zip(plt.cm.tab10.colors, histories.items(), strict=False):
-        ax.plot(history.epoch, history[f"train_{metric}"], "--", color=color, label=f"{name} train")
-        ax.plot(history.epoch, history[f"test_{metric}"], "-", color=color, label=f"{name} test")
+        for split, style in (("train", "--"), ("test", "-")):
+            values = history[f"{split}_{metric}"]
+            if metric == "accuracy":
+                values = (1 - values) * 100
+            ax.plot(history.epoch, values, style, color=color, label=f"{name} {split}")
     ax.set_xlabel("epoch")
-    ax.set_ylabel(metric)
-    if metric == "loss":
-        ax.set_yscale("log")
-    ax.grid(alpha=0.3)
+    ax.set_ylabel("error (%)" if metric == "accuracy" else "cross-entropy")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3, which="both")
     ax.legend()
-    ax.set_title(f"{metric} per epoch")
+    ax.set_title("error rate per epoch" if metric == "accuracy" else "loss per epoch")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
