@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 import numpy as np
 
@@ -24,16 +25,18 @@ from mnist_pipeline.png import decode_digit, encode_png
 
 MEMBER_NAME = re.compile(r"(?P<index>\d+)_(?P<label>\d+)\.png")
 NUM_CLASSES = 10
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True)
 class Digit:
-    """One checked tarball member: its index, label, PNG bytes and decoded pixels."""
+    """One checked tarball member: its index, label, PNG bytes, decoded pixels and name."""
 
     index: int
     label: int
     png: bytes
     pixels: np.ndarray
+    member: str = ""
 
 
 def write_tarball(path: Path, split: str, images: np.ndarray, labels: np.ndarray) -> None:
@@ -81,22 +84,68 @@ def _check_member(tar_path: Path, member: tarfile.TarInfo) -> re.Match[str] | No
     return match
 
 
+class _StrictTarInfo(tarfile.TarInfo):
+    """A header reader that fails where ``tarfile`` would quietly end the archive.
+
+    ``tarfile`` treats a truncated, empty or corrupt header after the first member as the
+    end of the archive, so a cut-off tarball would read as a shorter, valid one.
+    """
+
+    @classmethod
+    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        try:
+            return super().fromtarfile(tarfile_)
+        except tarfile.EOFHeaderError:  # the zero block that marks a proper end
+            raise
+        except tarfile.EmptyHeaderError as exc:
+            raise tarfile.ReadError("no end-of-archive marker: truncated") from exc
+        except tarfile.HeaderError as exc:  # truncated or bad-checksum header
+            raise tarfile.ReadError(f"bad header at byte {tarfile_.offset}: {exc}") from exc
+
+
+def _open_stream(raw: BinaryIO) -> BinaryIO:
+    """``raw`` itself for a plain tar, or a gzip reader over it (which checks CRC and size)."""
+    magic = raw.read(2)
+    raw.seek(0)
+    return gzip.GzipFile(fileobj=raw, mode="rb") if magic == GZIP_MAGIC else raw
+
+
+def _drain(stream: BinaryIO) -> None:
+    """Read ``stream`` to its end: for gzip, this checks the CRC and length in its trailer."""
+    while stream.read(1 << 20):
+        pass
+
+
+def _checked_digits(tar_path: Path, stream: BinaryIO) -> Iterator[Digit]:
+    with tarfile.open(fileobj=stream, mode="r|", tarinfo=_StrictTarInfo) as tar:
+        for member in tar:
+            match = _check_member(tar_path, member)
+            if match is None:
+                continue
+            handle = tar.extractfile(member)
+            assert handle is not None  # a regular file always has a handle
+            data = handle.read()
+            pixels = decode_digit(data, f"{tar_path}: member '{member.name}'")
+            yield Digit(int(match["index"]), int(match["label"]), data, pixels, member.name)
+
+
 def iter_digits(tar_path: Path) -> Iterator[Digit]:
-    """Yield every member of ``tar_path`` (tar or tar.gz) after checking it."""
+    """Yield every member of ``tar_path`` (tar or tar.gz) after checking it.
+
+    The whole file is read, so a truncated or corrupt archive fails here, not silently; a
+    bad member in a corrupt gzip file is reported as the corrupt file it comes from.
+    """
     try:
-        with tarfile.open(tar_path, mode="r|*") as tar:
-            for member in tar:
-                match = _check_member(tar_path, member)
-                if match is None:
-                    continue
-                handle = tar.extractfile(member)
-                assert handle is not None  # a regular file always has a handle
-                data = handle.read()
-                pixels = decode_digit(data, f"{tar_path}: member '{member.name}'")
-                yield Digit(int(match["index"]), int(match["label"]), data, pixels)
+        with tar_path.open("rb") as raw, _open_stream(raw) as stream:
+            try:
+                yield from _checked_digits(tar_path, stream)
+            except PipelineError:
+                _drain(stream)  # raises if the archive itself is broken: the better message
+                raise
+            _drain(stream)
     except FileNotFoundError as exc:
         raise PipelineError(f"{tar_path}: missing") from exc
-    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise PipelineError(f"{tar_path}: corrupt or truncated archive: {exc}") from exc
 
 
@@ -107,8 +156,11 @@ def read_tarball(tar_path: Path, expected_count: int | None = None) -> list[Digi
     """
     digits: dict[int, Digit] = {}
     for digit in iter_digits(tar_path):
-        if digit.index in digits:
-            raise PipelineError(f"{tar_path}: index {digit.index} appears twice")
+        if (first := digits.get(digit.index)) is not None:
+            raise PipelineError(
+                f"{tar_path}: members '{first.member}' and '{digit.member}' share index "
+                f"{digit.index}"
+            )
         digits[digit.index] = digit
     if not digits:
         raise PipelineError(f"{tar_path}: holds no digits")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +39,8 @@ def load_checkpoint(path: Path, expected_model: str | None = None) -> tuple[str,
         payload: Any = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as exc:
         raise PipelineError(f"{path}: checkpoint missing (run the train stage)") from exc
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise PipelineError(f"{path}: not a readable checkpoint: {exc}") from exc
+    except Exception as exc:  # garbage makes torch.load raise anything: KeyError, EOFError...
+        raise PipelineError(f"{path}: not a readable checkpoint: {_first_line(exc)}") from exc
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise PipelineError(f"{path}: not a checkpoint of this pipeline (format {FORMAT_VERSION})")
     name = payload.get("model")
@@ -50,12 +48,16 @@ def load_checkpoint(path: Path, expected_model: str | None = None) -> tuple[str,
         raise PipelineError(f"{path}: model '{name}' has no class behind it")
     if expected_model is not None and name != expected_model:
         raise PipelineError(f"{path}: holds model '{name}', expected '{expected_model}'")
-    model = build_model(name, dropout=float(payload.get("dropout", 0.0)))
     try:
+        model = build_model(name, dropout=float(payload.get("dropout", 0.0)))
         model.load_state_dict(payload["state_dict"], strict=True)
-    except (RuntimeError, KeyError, TypeError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
         raise PipelineError(
-            f"{path}: weights do not fit architecture '{name}': {first_line}"
+            f"{path}: weights do not fit architecture '{name}': {_first_line(exc)}"
         ) from exc
     return name, model.eval()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else repr(exc)

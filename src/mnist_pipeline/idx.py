@@ -24,7 +24,7 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
     zero, dtype, dims = int.from_bytes(data[:2], "big"), data[2], data[3]
     if zero != 0 or dtype != UBYTE or dims != ndim:
         raise PipelineError(
-            f"{path}: wrong magic number 0x{data[:4].hex()}, expected 0x{UBYTE:04x}{ndim:02x}"
+            f"{path}: wrong magic number 0x{data[:4].hex()}, expected 0x0000{UBYTE:02x}{ndim:02x}"
             f" (unsigned bytes, {ndim} dimension{'s' if ndim > 1 else ''})"
         )
     header = 4 + 4 * ndim

