@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install repro test lint clean
+.PHONY: install repro test lint clean verify-repro
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -27,6 +27,10 @@ install: $(STAMP)
 
 repro: install
 	dvc repro
+
+# `dvc repro -f` twice on the real data; prints each output's sha256 from both runs.
+verify-repro: install
+	python benchmarks/verify_repro.py
 
 test: install
 	pytest
