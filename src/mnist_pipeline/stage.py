@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from collections.abc import Callable
 
@@ -13,11 +14,13 @@ from mnist_pipeline.runtime import setup_logging
 def run_stage(main: Callable[[list[str]], None]) -> None:
     """Call ``main(sys.argv[1:])``; exit 1 with the message on a :class:`PipelineError`."""
     setup_logging()
+    # `kill` and CI time-outs send SIGTERM: unwind like Ctrl-C so no temporary file is left
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         main(sys.argv[1:])
     except PipelineError as exc:
         logging.getLogger("stage").error("%s", exc)
         sys.exit(1)
     except KeyboardInterrupt:
-        logging.getLogger("stage").error("interrupted: no output was written")
+        logging.getLogger("stage").error("interrupted: no output of this run was written")
         sys.exit(130)
