@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install repro test lint clean verify-repro
+.PHONY: install repro test lint clean plots plots-template ci chromium verify-repro
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -32,7 +32,7 @@ repro: install
 verify-repro: install
 	python benchmarks/verify_repro.py
 
-test: install
+test: install chromium
 	pytest
 
 lint: install
@@ -41,3 +41,28 @@ lint: install
 
 clean:
 	rm -rf $(VENV) $(TOOLS) data dvc_plots
+
+# Offline plots: DVC's page template (.dvc/config plots.html_template) with vega, vega-lite
+# and vega-embed inlined from the locked vl-convert-python; rebuilt when the lock changes.
+PLOTS_TEMPLATE := vendor/offline-plots.html
+
+$(PLOTS_TEMPLATE): $(STAMP)
+	python -m mnist_pipeline plots-template $@
+
+plots-template: $(PLOTS_TEMPLATE)
+
+# dvc_plots/index.html (draws with no network) and every plot as dvc_plots/rendered/*.png
+plots: install $(PLOTS_TEMPLATE)
+	python -m mnist_pipeline plots
+
+# What CI runs: dvc pull (with a remote), dvc repro, dvc push (with a remote), the plots,
+# the accuracy floors of params.yaml, and a report ($GITHUB_STEP_SUMMARY or dvc_plots/ci-report.md)
+ci: install $(PLOTS_TEMPLATE)
+	python -m mnist_pipeline ci
+
+# Headless Chromium for the offline-plots test: installed from Debian/Ubuntu when absent.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@for browser in chromium chromium-browser google-chrome google-chrome-stable; do \
+		command -v $$browser >/dev/null && exit 0; done; \
+	$(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
