@@ -19,11 +19,22 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# --compile-bytecode: every stage imports torch; compiled once here, not in every stage
 $(STAMP): $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	touch $@
 
-install: $(STAMP)
+# Offline plots: DVC's page template (.dvc/config plots.html_template) with vega, vega-lite
+# and vega-embed inlined from the locked vl-convert-python; rebuilt when the lock changes.
+PLOTS_TEMPLATE := vendor/offline-plots.html
+
+$(PLOTS_TEMPLATE): $(STAMP)
+	python -m mnist_pipeline plots-template $@
+
+plots-template: $(PLOTS_TEMPLATE)
+
+# The environment, and the template that lets `dvc plots show` draw with no network
+install: $(STAMP) $(PLOTS_TEMPLATE)
 
 repro: install
 	dvc repro
@@ -40,24 +51,15 @@ lint: install
 	ruff format --check src stages tests benchmarks
 
 clean:
-	rm -rf $(VENV) $(TOOLS) data dvc_plots
-
-# Offline plots: DVC's page template (.dvc/config plots.html_template) with vega, vega-lite
-# and vega-embed inlined from the locked vl-convert-python; rebuilt when the lock changes.
-PLOTS_TEMPLATE := vendor/offline-plots.html
-
-$(PLOTS_TEMPLATE): $(STAMP)
-	python -m mnist_pipeline plots-template $@
-
-plots-template: $(PLOTS_TEMPLATE)
+	rm -rf $(VENV) $(TOOLS) data dvc_plots $(PLOTS_TEMPLATE)
 
 # dvc_plots/index.html (draws with no network) and every plot as dvc_plots/rendered/*.png
-plots: install $(PLOTS_TEMPLATE)
+plots: install
 	python -m mnist_pipeline plots
 
 # What CI runs: dvc pull (with a remote), dvc repro, dvc push (with a remote), the plots,
 # the accuracy floors of params.yaml, and a report ($GITHUB_STEP_SUMMARY or dvc_plots/ci-report.md)
-ci: install $(PLOTS_TEMPLATE)
+ci: install
 	python -m mnist_pipeline ci
 
 # Headless Chromium for the offline-plots test: installed from Debian/Ubuntu when absent.

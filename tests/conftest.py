@@ -67,11 +67,18 @@ def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedP
     return result
 
 
-@pytest.fixture
-def repo_copy(tmp_path: Path) -> Path:
-    """A git + DVC repository holding this project's pipeline and the fast params."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
+@pytest.fixture(scope="session")
+def plots_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The offline plots template `make plots-template` writes (generated, gitignored)."""
+    from mnist_pipeline.plots import write_template
+
+    return write_template(tmp_path_factory.mktemp("vendor") / "offline-plots.html")
+
+
+def make_repo(repo: Path, template: Path) -> Path:
+    """Lay this project's pipeline with the fast params in ``repo``, as a committed git repo."""
+    from mnist_pipeline.plots import DEFAULT_TEMPLATE
+
     for name in ["dvc.yaml", ".dvcignore", "stages", "src", ".dvc/config", ".dvc/.gitignore"]:
         source = REPO_ROOT / name
         target = repo / name
@@ -80,11 +87,43 @@ def repo_copy(tmp_path: Path) -> Path:
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, target)
+    (repo / DEFAULT_TEMPLATE).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(template, repo / DEFAULT_TEMPLATE)
     (repo / "params.yaml").write_text(yaml.safe_dump(fast_params(), sort_keys=False))
-    (repo / ".gitignore").write_text("/data/\n/models/\n/dvc_plots/\n")
+    (repo / ".gitignore").write_text("/data/\n/models/\n/dvc_plots/\n/vendor/\n")
     run(["git", "init", "-q", "-b", "main"], repo)
     run(["git", "config", "user.email", "test@example.com"], repo)
     run(["git", "config", "user.name", "test"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "pipeline"], repo)
+    commit_all(repo, "pipeline")
     return repo
+
+
+def commit_all(repo: Path, message: str) -> None:
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", message], repo)
+
+
+def copy_repo(source: Path, target: Path) -> Path:
+    """A copy of a repository, its git history, DVC cache and workspace included."""
+    shutil.copytree(source, target, symlinks=True)
+    return target
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path, plots_template: Path) -> Path:
+    """A git + DVC repository holding this project's pipeline and the fast params."""
+    return make_repo(tmp_path / "repo", plots_template)
+
+
+@pytest.fixture(scope="session")
+def reproduced_repo(
+    tmp_path_factory: pytest.TempPathFactory, plots_template: Path
+) -> tuple[Path, str]:
+    """A repo whose first `dvc repro` ran and was committed on main, with that run's output.
+
+    Shared by the tests that need a trained pipeline: each works on a :func:`copy_repo`.
+    """
+    repo = make_repo(tmp_path_factory.mktemp("reproduced") / "repo", plots_template)
+    first = run(["dvc", "repro"], repo)
+    commit_all(repo, "pipeline results")
+    return repo, first.stdout

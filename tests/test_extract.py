@@ -12,7 +12,9 @@ def test_layout_is_split_label_index(small_images: Path, small_splits: Splits) -
     for split, (images, labels) in small_splits.items():
         files = sorted((small_images / split).glob("*/*.png"))
         assert len(files) == len(labels)
-        assert sorted(p.name for p in (small_images / split).iterdir()) == [str(d) for d in range(10)]
+        assert sorted(p.name for p in (small_images / split).iterdir()) == [
+            str(d) for d in range(10)
+        ]
         first = small_images / split / str(labels[0]) / "00000.png"
         assert np.array_equal(np.asarray(Image.open(first)), images[0])
 

@@ -6,7 +6,9 @@ import torch
 from mnist_pipeline.models import MODELS, CustomMLP, LeNet5, build_model, count_parameters
 
 
-@pytest.mark.parametrize(("name", "cls", "expected"), [("lenet5", LeNet5, 61_706), ("mlp", CustomMLP, 64_630)])
+@pytest.mark.parametrize(
+    ("name", "cls", "expected"), [("lenet5", LeNet5, 61_706), ("mlp", CustomMLP, 64_630)]
+)
 def test_parameter_counts_are_fixed(name: str, cls: type, expected: int) -> None:
     assert MODELS[name] is cls
     assert count_parameters(build_model(name)) == expected
@@ -28,10 +30,18 @@ def test_lenet5_layer_shapes() -> None:
         (6, 16, (5, 5), (0, 0)),
         (16, 120, (5, 5), (0, 0)),
     ]
-    linears = [(m.in_features, m.out_features) for m in LeNet5().modules() if isinstance(m, torch.nn.Linear)]
+    linears = [
+        (m.in_features, m.out_features)
+        for m in LeNet5().modules()
+        if isinstance(m, torch.nn.Linear)
+    ]
     assert linears == [(120, 84), (84, 10)]
 
 
 def test_mlp_layer_shapes() -> None:
-    linears = [(m.in_features, m.out_features) for m in CustomMLP().modules() if isinstance(m, torch.nn.Linear)]
+    linears = [
+        (m.in_features, m.out_features)
+        for m in CustomMLP().modules()
+        if isinstance(m, torch.nn.Linear)
+    ]
     assert linears == [(784, 80), (80, 20), (20, 10)]

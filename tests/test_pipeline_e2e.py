@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import run
+from conftest import copy_repo, run
 
 MODELS = ("lenet5", "mlp")
 OUTPUTS = [
@@ -36,10 +36,18 @@ def stages_run(output: str) -> set[str]:
 
 
 @pytest.mark.slow
-def test_dvc_repro_runs_every_stage_and_only_what_a_change_touches(repo_copy: Path) -> None:
-    first = run(["dvc", "repro"], repo_copy)
-    assert stages_run(first.stdout) == {
-        "fetch", "extract", "train@lenet5", "train@mlp", "evaluate@lenet5", "evaluate@mlp", "report"
+def test_dvc_repro_runs_every_stage_and_only_what_a_change_touches(
+    reproduced_repo: tuple[Path, str], tmp_path: Path
+) -> None:
+    repo_copy = copy_repo(reproduced_repo[0], tmp_path / "repo")
+    assert stages_run(reproduced_repo[1]) == {
+        "fetch",
+        "extract",
+        "train@lenet5",
+        "train@mlp",
+        "evaluate@lenet5",
+        "evaluate@mlp",
+        "report",
     }
     for output in OUTPUTS:
         assert (repo_copy / output).stat().st_size > 0, output

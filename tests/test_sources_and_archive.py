@@ -24,7 +24,9 @@ def test_a_directory_source_is_a_path(small_splits: Splits) -> None:
     assert np.array_equal(loaded["test"][1], small_splits["test"][1])
 
 
-def test_tarball_round_trip_keeps_pixels_labels_and_names(small_raw: Path, small_splits: Splits) -> None:
+def test_tarball_round_trip_keeps_pixels_labels_and_names(
+    small_raw: Path, small_splits: Splits
+) -> None:
     digits = read_tarball(tarball_path(small_raw, "test"))
     images, labels = digits_to_arrays(digits)
     assert np.array_equal(images, small_splits["test"][0])

@@ -80,8 +80,12 @@ def test_evaluate_and_report_write_every_output(
     save_checkpoint(tmp_path / "mlp.pt", "mlp", model, small_recipe("mlp"))
     params = parse_params(fast_params())
     metrics = run_evaluation(
-        tmp_path / "mlp.pt", "mlp", small_images, params.evaluate,
-        tmp_path / "metrics" / "mlp.json", tmp_path / "plots" / "mlp" / "confusion.csv",
+        tmp_path / "mlp.pt",
+        "mlp",
+        small_images,
+        params.evaluate,
+        tmp_path / "metrics" / "mlp.json",
+        tmp_path / "plots" / "mlp" / "confusion.csv",
         tmp_path / "plots" / "mlp" / "misclassified.png",
     )
     assert json.loads((tmp_path / "metrics" / "mlp.json").read_text()) == metrics
@@ -94,7 +98,9 @@ def test_evaluate_and_report_write_every_output(
     assert (tmp_path / "plots" / "mlp" / "misclassified.png").read_bytes()[:4] == b"\x89PNG"
 
     (tmp_path / "plots" / "mlp" / "history.csv").write_text(history_csv(history))
-    run_report(["mlp"], tmp_path / "metrics", tmp_path / "plots", tmp_path / "cmp", tmp_path / "s.md")
+    run_report(
+        ["mlp"], tmp_path / "metrics", tmp_path / "plots", tmp_path / "cmp", tmp_path / "s.md"
+    )
     assert "| mlp | 64,630 |" in (tmp_path / "s.md").read_text()
     for figure in ("accuracy.png", "loss.png"):
         assert (tmp_path / "cmp" / figure).read_bytes()[:4] == b"\x89PNG"

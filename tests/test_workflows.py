@@ -18,8 +18,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import BIN, FAST_TRAINING, REPO_ROOT, fast_params, run
-from mnist_pipeline.plots import DEFAULT_TEMPLATE, write_template
+from conftest import BIN, FAST_TRAINING, copy_repo, run
 
 pytestmark = pytest.mark.slow
 
@@ -55,41 +54,10 @@ def write_params(repo: Path, change: dict) -> None:
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def copy_repo(source: Path, target: Path) -> Path:
-    shutil.copytree(source, target, symlinks=True)
-    return target
-
-
 @pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_template(tmp_path_factory.mktemp("vendor") / "offline-plots.html")
-
-
-@pytest.fixture(scope="module")
-def trained_repo(tmp_path_factory: pytest.TempPathFactory, template: Path) -> Path:
+def trained_repo(reproduced_repo: tuple[Path, str]) -> Path:
     """This project's pipeline and fast params in a git repo, reproduced and committed on main."""
-    repo = tmp_path_factory.mktemp("trained") / "repo"
-    for name in ["dvc.yaml", ".dvcignore", "stages", "src", ".dvc/config", ".dvc/.gitignore"]:
-        source, target = REPO_ROOT / name, repo / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, target)
-    (repo / DEFAULT_TEMPLATE).parent.mkdir()
-    shutil.copy2(template, repo / DEFAULT_TEMPLATE)  # generated, gitignored, as in the project
-    (repo / "params.yaml").write_text(yaml.safe_dump(fast_params(), sort_keys=False))
-    (repo / ".gitignore").write_text("/data/\n/models/\n/dvc_plots/\n/vendor/\n")
-    for args in (
-        ["git", "init", "-q", "-b", "main"],
-        ["git", "config", "user.email", "test@example.com"],
-        ["git", "config", "user.name", "test"],
-        ["dvc", "repro"],
-        ["git", "add", "-A"],
-        ["git", "commit", "-qm", "pipeline and its results"],
-    ):
-        run(args, repo)
-    return repo
+    return reproduced_repo[0]
 
 
 @pytest.fixture(scope="module")
