@@ -1,0 +1,162 @@
+"""Train both models over several seeds with a recipe; print test accuracy and wall time.
+
+Usage, from the repository root (needs the extracted images under ``data/images``)::
+
+    python benchmarks/seeds.py                      # the params.yaml recipe, seeds 0 1 2
+    python benchmarks/seeds.py --seeds 5            # seeds 0..4
+    python benchmarks/seeds.py --preset reference   # params/reference.yaml over params.yaml
+    python benchmarks/seeds.py --params other.yaml --models lenet5
+
+It runs the pipeline's own training code (``mnist_pipeline.train.train_model``) on the
+60,000 training images, with each model's ``seed`` replaced by 0, 1, ..., N-1 (shifted by
+``--first-seed``), and reads the test accuracy after the last epoch, as the train and
+evaluate stages do. The test split only measures: it chooses nothing. Per model it prints
+each seed's accuracy, the mean ± sample standard deviation and the training wall time;
+then the wall time of one seed of all models, which is what the train stages of one
+``dvc repro`` cost (plus process start and image decoding, printed separately).
+
+A preset (``params/<name>.yaml``) holds only the keys it changes; they are merged into
+``--params`` key by key before the usual validation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import statistics
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from mnist_pipeline.data import DigitFolder
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.params import Params, parse_params
+from mnist_pipeline.train import train_model
+
+ROOT = Path(__file__).resolve().parent.parent
+PRESETS = ROOT / "params"
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise PipelineError(f"{path}: cannot read params: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise PipelineError(f"{path}: not valid YAML: {exc}") from exc
+
+
+def merge(base: Any, override: Any) -> Any:
+    """``override`` laid over ``base``: mappings merge key by key, anything else replaces."""
+    if isinstance(base, Mapping) and isinstance(override, Mapping):
+        merged = dict(base)
+        for key, value in override.items():
+            merged[key] = merge(base.get(key), value)
+        return merged
+    return override
+
+
+def load_recipe(params_file: Path, preset: str | None) -> Params:
+    """``params_file``, with ``params/<preset>.yaml`` merged over it, validated."""
+    raw = read_yaml(params_file)
+    source = str(params_file)
+    if preset is not None:
+        preset_file = PRESETS / f"{preset}.yaml"
+        if not preset_file.is_file():
+            known = ", ".join(sorted(p.stem for p in PRESETS.glob("*.yaml"))) or "none"
+            raise PipelineError(
+                f"unknown preset '{preset}' ({preset_file} missing; known: {known})"
+            )
+        raw = merge(raw, read_yaml(preset_file))
+        source = f"{params_file} + {preset_file}"
+    try:
+        return parse_params(raw)
+    except PipelineError as exc:
+        raise PipelineError(f"{source}: {exc}") from None
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=3, help="how many seeds to train (3)")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds start here (0)")
+    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml", help="params file")
+    parser.add_argument("--preset", help="merge params/<PRESET>.yaml over --params")
+    parser.add_argument("--models", nargs="+", help="models to train (all in the params)")
+    parser.add_argument("--images", type=Path, default=ROOT / "data" / "images")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every epoch")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.seeds < 1 or args.first_seed < 0:
+        raise SystemExit("--seeds must be at least 1 and --first-seed at least 0")
+    params = load_recipe(args.params, args.preset)
+    names = args.models or list(params.models)
+    for name in names:
+        if name not in params.models:
+            known = ", ".join(params.models)
+            raise SystemExit(f"no model '{name}' under 'models' (known: {known})")
+
+    start = time.perf_counter()
+    train_set = DigitFolder(args.images / "train")
+    test_set = DigitFolder(args.images / "test")
+    decode = time.perf_counter() - start
+    recipe = f"{args.params}" + (f" + preset {args.preset}" if args.preset else "")
+    print(f"recipe: {recipe}; {len(train_set)} train / {len(test_set)} test images")
+    print(f"image decoding: {decode:.1f} s")
+
+    accuracy: dict[str, list[float]] = {name: [] for name in names}
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    for seed in seeds:
+        for name in names:
+            recipe_seed = dataclasses.replace(params.models[name], seed=seed)
+            began, cpu_began = time.perf_counter(), time.process_time()
+            _, history = train_model(name, recipe_seed, train_set, test_set)
+            seconds[name].append(time.perf_counter() - began)
+            cpu = time.process_time() - cpu_began
+            accuracy[name].append(history[-1].test_accuracy * 100)
+            print(
+                f"{name} seed {seed}: test accuracy {accuracy[name][-1]:.2f} %, "
+                f"{recipe_seed.epochs} epochs in {seconds[name][-1]:.1f} s "
+                f"(CPU time {cpu:.1f} s over {torch.get_num_threads()} threads)",
+                flush=True,
+            )
+
+    print()
+    seed_cols = " | ".join(f"seed {s}" for s in seeds)
+    print(f"| model | epochs | {seed_cols} | mean ± std | train s/seed |")
+    print("|---|---:|" + "---:|" * args.seeds + "---:|---:|")
+    for name in names:
+        accs = accuracy[name]
+        std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        cells = " | ".join(f"{a:.2f}" for a in accs)
+        print(
+            f"| {name} | {params.models[name].epochs} | {cells} | "
+            f"{statistics.mean(accs):.2f} ± {std:.2f} | {statistics.mean(seconds[name]):.1f} |"
+        )
+    per_seed = [sum(seconds[name][i] for name in names) for i in range(args.seeds)]
+    print()
+    print(
+        "wall time of one seed, all models (training with per-epoch test evaluation): "
+        + ", ".join(f"{t:.1f} s" for t in per_seed)
+        + f"; mean {statistics.mean(per_seed):.1f} s"
+    )
+    print(f"total wall time: {time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except PipelineError as exc:
+        raise SystemExit(str(exc)) from None
