@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install repro test lint clean plots plots-template ci chromium verify-repro
+.PHONY: install repro test lint clean plots plots-template ci chromium verify-repro bench
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -42,6 +42,12 @@ repro: install
 # `dvc repro -f` twice on the real data; prints each output's sha256 from both runs.
 verify-repro: install
 	python benchmarks/verify_repro.py
+
+# The performance goals of issue 3, each beside its baseline; writes benchmarks/RESULTS.md.
+# Needs the tarballs and the image folders: `dvc repro extract` makes them if missing.
+bench: install
+	dvc repro extract
+	python benchmarks/run_all.py
 
 test: install chromium
 	pytest

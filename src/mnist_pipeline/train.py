@@ -6,10 +6,12 @@ checkpoint or stops training: the checkpoint is always the last epoch's weights.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -20,15 +22,23 @@ from tqdm import tqdm
 
 from mnist_pipeline.atomic import write_text
 from mnist_pipeline.checkpoint import save_checkpoint
-from mnist_pipeline.data import BatchTransform, DigitFolder, make_loader
+from mnist_pipeline.data import (
+    Batch,
+    BatchTransform,
+    DigitFolder,
+    in_runs,
+    make_loader,
+    prefetch,
+)
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.evaluation import run_split
+from mnist_pipeline.evaluation import channels_last, run_split
 from mnist_pipeline.models import build_model, count_parameters
 from mnist_pipeline.params import TrainParams
-from mnist_pipeline.runtime import make_deterministic, pick_device
+from mnist_pipeline.runtime import cpu_threads, make_deterministic, pick_device
 
 log = logging.getLogger(__name__)
 EVAL_BATCH = 1000
+PREPARED_RUN = 64  # batches augmented back to back between runs of steps (26 MB)
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,80 @@ def check_batch_size(params: TrainParams, name: str, train_size: int) -> None:
         )
 
 
+def transformed(
+    loader: Iterable[Batch], transform: BatchTransform, device: torch.device
+) -> Iterator[Batch]:
+    """The loader's batches on ``device``, normalized and augmented."""
+    for images, labels in loader:
+        images = transform(images.to(device, non_blocking=True))
+        yield images, labels.to(device, non_blocking=True)
+
+
+def ahead(batches: Iterator[Batch], spare_core: bool) -> Iterator[Batch]:
+    """``batches``, prepared ahead of the steps that use them.
+
+    With a core the model does not use, a background thread prepares the next batches
+    on it during the steps; else they are prepared in runs, between runs of steps.
+    """
+    return prefetch(batches) if spare_core else in_runs(batches, PREPARED_RUN)
+
+
+def training_model(name: str, params: TrainParams, device: torch.device) -> nn.Module:
+    """A fresh model ``name`` on ``device``, in the channels-last layout it trains in."""
+    return channels_last(build_model(name, dropout=params.dropout).to(device))
+
+
+def compute_threads(model: nn.Module) -> int:
+    """Intra-op threads to train ``model`` on: every core for a convolutional model, else one.
+
+    On 2 cores LeNet-5's steps run 1.55x faster on two threads than on one, the MLP's
+    small matmuls only 1.1x faster: its second core does more preparing the next batch in
+    a background thread (an MLP epoch took 0.69 s so, 0.88 s on two threads with the
+    batches prepared in between steps). The count is fixed per model and machine, so
+    results repeat.
+    """
+    convolutional = any(isinstance(m, nn.Conv1d | nn.Conv2d | nn.Conv3d) for m in model.modules())
+    return cpu_threads() if convolutional else 1
+
+
+def train_epoch(
+    name: str,
+    epoch: int,
+    model: nn.Module,
+    batches: Iterable[Batch],
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    params: TrainParams,
+) -> tuple[float, int]:
+    """One pass over ``batches``; returns the summed plain cross-entropy and the hits.
+
+    The step only does the arithmetic; the loss check and the statistics run once, over
+    the whole epoch's logits, at its end (a non-finite loss still names its step).
+    """
+    model.train()
+    losses, logits_seen, labels_seen = [], [], []
+    for images, labels in batches:
+        logits = model(images)
+        loss = F.cross_entropy(logits, labels, label_smoothing=params.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.detach())
+        logits_seen.append(logits.detach())
+        labels_seen.append(labels)
+    finite = torch.isfinite(torch.stack(losses))
+    if not finite.all():
+        step = int((~finite).nonzero()[0])
+        raise PipelineError(
+            f"{name}: loss became {losses[step].item()} at epoch {epoch}, step {step + 1}; "
+            f"try a lower models.{name}.lr"
+        )
+    logits, labels = torch.cat(logits_seen), torch.cat(labels_seen)
+    loss_sum = F.cross_entropy(logits, labels, reduction="none").double().sum().item()
+    return loss_sum, int((logits.argmax(dim=1) == labels).sum())
+
+
 def train_model(
     name: str, params: TrainParams, train_set: DigitFolder, test_set: DigitFolder
 ) -> tuple[nn.Module, list[EpochRecord]]:
@@ -98,7 +182,9 @@ def train_model(
     check_batch_size(params, name, len(train_set))
     generator = make_deterministic(params.seed)
     device = pick_device()
-    model = build_model(name, dropout=params.dropout).to(device)
+    model = training_model(name, params, device)
+    threads, cores = compute_threads(model), cpu_threads()
+    torch.set_num_threads(threads)
     loader = make_loader(
         train_set, params.batch_size, True, generator, pin_memory=device.type == "cuda"
     )
@@ -106,41 +192,27 @@ def train_model(
     optimizer = make_optimizer(model, params)
     schedule = make_schedule(optimizer, params, params.epochs * len(loader))
     log.info(
-        "training %s (%d parameters) on %s: %d epochs of %d steps",
+        "training %s (%d parameters) on %s, %d thread(s): %d epochs of %d steps",
         name,
         count_parameters(model),
         device,
+        threads,
         params.epochs,
         len(loader),
     )
     history = []
     bar = tqdm(range(1, params.epochs + 1), desc=f"train {name}", unit="epoch")
     for epoch in bar:
-        model.train()
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        correct = torch.zeros((), dtype=torch.int64, device=device)
-        for step, (images, labels) in enumerate(loader, start=1):
-            images = transform(images.to(device, non_blocking=True))
-            labels = labels.to(device, non_blocking=True)
-            logits = model(images)
-            loss = F.cross_entropy(logits, labels, label_smoothing=params.label_smoothing)
-            if not torch.isfinite(loss):
-                raise PipelineError(
-                    f"{name}: loss became {loss.item()} at epoch {epoch}, step {step}; "
-                    f"try a lower models.{name}.lr"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            with torch.no_grad():
-                loss_sum += F.cross_entropy(logits, labels, reduction="sum")
-                correct += (logits.argmax(dim=1) == labels).sum()
+        batches = ahead(transformed(loader, transform, device), spare_core=threads < cores)
+        with contextlib.closing(batches):  # stops the prefetch thread if a step raises
+            loss_sum, correct = train_epoch(
+                name, epoch, model, batches, optimizer, schedule, params
+            )
         test = run_split(model, test_set.images, test_set.labels, EVAL_BATCH, device)
         record = EpochRecord(
             epoch=epoch,
-            train_loss=loss_sum.item() / len(train_set),
-            train_accuracy=correct.item() / len(train_set),
+            train_loss=loss_sum / len(train_set),
+            train_accuracy=correct / len(train_set),
             test_loss=test.loss,
             test_accuracy=test.accuracy,
             lr=optimizer.param_groups[0]["lr"],
@@ -158,7 +230,7 @@ def train_model(
             record.test_accuracy,
             record.lr,
         )
-    return model, history
+    return model.to(memory_format=torch.contiguous_format), history
 
 
 def history_csv(history: list[EpochRecord]) -> str:

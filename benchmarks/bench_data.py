@@ -1,0 +1,81 @@
+"""Goal 1: one epoch of training batches through the project's data path, against
+torchvision's ImageFolder with per-sample transforms and 2 DataLoader workers.
+
+    python benchmarks/bench_data.py [--images data/images] [--repeats 3]
+
+The project's epoch is DigitFolder + make_loader + BatchTransform (augmentation on, then
+off), batch size and augmentation from ``models.lenet5`` in params.yaml. Its one-time
+decode of the PNGs is timed on its own. Rounds interleave the three epochs so that load
+from other processes hits them alike; each figure is the median over rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from torch.utils.data import DataLoader
+from torchvision import datasets, transforms
+
+from benchlib import REPO_ROOT, Figure, median, show, timed
+from mnist_pipeline.data import MEAN, STD, BatchTransform, DigitFolder, make_loader
+from mnist_pipeline.params import TrainParams, load_params
+from mnist_pipeline.runtime import make_deterministic
+
+GOAL = "1 data path"
+
+
+def baseline_epoch(folder: datasets.ImageFolder, batch_size: int) -> int:
+    """The usual way: per-sample PIL decode and transforms in 2 worker processes."""
+    loader = DataLoader(folder, batch_size=batch_size, shuffle=True, num_workers=2)
+    return sum(len(labels) for _, labels in loader)
+
+
+def project_epoch(dataset: DigitFolder, batch_size: int, transform: BatchTransform) -> int:
+    """Every training batch of one epoch, shuffled and transformed as train_model does."""
+    seen = 0
+    for images, labels in make_loader(dataset, batch_size, True, transform.generator):
+        transform(images)
+        seen += len(labels)
+    return seen
+
+
+def run(images_dir: Path, params: TrainParams, repeats: int) -> list[Figure]:
+    train_dir = images_dir / "train"
+    generator = make_deterministic(params.seed)
+    folder = datasets.ImageFolder(
+        str(train_dir),
+        transform=transforms.Compose(
+            [transforms.Grayscale(), transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))]
+        ),
+    )
+    decode = [timed(lambda: DigitFolder(train_dir)) for _ in range(max(1, repeats // 2))]
+    dataset = DigitFolder(train_dir)
+    assert len(dataset) == len(folder), "ImageFolder and DigitFolder disagree on the images"
+    augmented = BatchTransform(params.augment, generator)
+    plain = BatchTransform(None, generator)
+    baseline, with_aug, without_aug = [], [], []
+    for _ in range(repeats):
+        baseline.append(timed(lambda: baseline_epoch(folder, params.batch_size)))
+        with_aug.append(timed(lambda: project_epoch(dataset, params.batch_size, augmented)))
+        without_aug.append(timed(lambda: project_epoch(dataset, params.batch_size, plain)))
+    reference = f"ImageFolder epoch, 2 workers (batch {params.batch_size})"
+    base = median(baseline)
+    return [
+        Figure(GOAL, "project epoch, augmentation on", median(with_aug), reference, base, 20),
+        Figure(GOAL, "project epoch, augmentation off", median(without_aug), reference, base, 100),
+        Figure(GOAL, f"one-time decode of {len(dataset)} PNGs", median(decode), reference, base),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=Path, default=REPO_ROOT / "data" / "images")
+    parser.add_argument("--params", type=Path, default=REPO_ROOT / "params.yaml")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    show(run(args.images, load_params(args.params).models["lenet5"], args.repeats))
+
+
+if __name__ == "__main__":
+    main()

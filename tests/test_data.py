@@ -1,0 +1,203 @@
+"""The data path: DigitFolder, its loader, BatchTransform and the prefetch thread."""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from mnist_pipeline.data import (
+    MEAN,
+    STD,
+    BatchTransform,
+    DigitFolder,
+    in_runs,
+    make_loader,
+    one_thread,
+    prefetch,
+)
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.params import AugmentParams
+from mnist_pipeline.sources import Splits
+
+AUGMENT = AugmentParams(rotate=10, translate=0.1, scale=0.1, shear=10)
+LOW, HIGH = (0 - MEAN) / STD, (1 - MEAN) / STD  # normalized black and white
+
+
+@pytest.fixture(scope="module")
+def train_set(small_images: Path) -> DigitFolder:
+    return DigitFolder(small_images / "train")
+
+
+def epochs(dataset: DigitFolder, seed: int, augment: AugmentParams | None, count: int = 2):
+    """Every batch of ``count`` epochs, transformed, drawn as train_model draws them."""
+    generator = torch.Generator().manual_seed(seed)
+    loader = make_loader(dataset, 64, True, generator)
+    transform = BatchTransform(augment, generator)
+    return [(transform(x), y) for _ in range(count) for x, y in loader]
+
+
+def test_folder_holds_every_digit_in_index_order(train_set: DigitFolder, small_splits: Splits):
+    images, labels = small_splits["train"]
+    assert train_set.images.shape == (len(labels), 1, 28, 28)
+    assert train_set.images.dtype == torch.uint8 and train_set.labels.dtype == torch.int64
+    assert np.array_equal(train_set.images[:, 0].numpy(), images)
+    assert np.array_equal(train_set.labels.numpy(), labels)
+
+
+def test_getitems_returns_what_per_item_indexing_does(train_set: DigitFolder) -> None:
+    indices = [5, 0, 999, 5, 123]
+    images, labels = train_set.__getitems__(indices)
+    assert torch.equal(images, torch.stack([train_set[i][0] for i in indices]))
+    assert labels.tolist() == [train_set[i][1] for i in indices]
+    tensor_images, _ = train_set.__getitems__(torch.tensor(indices))
+    assert torch.equal(tensor_images, images)
+
+
+def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match="image folder missing"):
+        DigitFolder(tmp_path / "train")
+
+
+@pytest.mark.parametrize("batch_size", [64, 100, 1000])
+def test_an_epoch_serves_every_image_once(train_set: DigitFolder, batch_size: int) -> None:
+    loader = make_loader(train_set, batch_size, True, torch.Generator().manual_seed(0))
+    batches = list(loader)
+    assert len(batches) == len(loader) == math.ceil(len(train_set) / batch_size)
+    assert all(len(y) == batch_size for _, y in batches[:-1])
+    images = torch.cat([x for x, _ in batches]).flatten(1)
+    order = torch.cat([y for _, y in batches])
+    assert images.dtype == torch.uint8 and images.shape == train_set.images.flatten(1).shape
+    # the same digits, reordered: sorting rows of pixels undoes the shuffle
+    assert torch.equal(images.unique(dim=0), train_set.images.flatten(1).unique(dim=0))
+    assert torch.equal(order.bincount(minlength=10), train_set.labels.bincount(minlength=10))
+    assert not torch.equal(order, train_set.labels)  # shuffled
+
+
+def test_unshuffled_loader_keeps_the_folder_order(train_set: DigitFolder) -> None:
+    images = torch.cat([x for x, _ in make_loader(train_set, 300, False)])
+    assert torch.equal(images, train_set.images)
+
+
+def test_batches_and_draws_match_torchs_own_samplers(train_set: DigitFolder) -> None:
+    """The index-tensor sampler shuffles exactly as RandomSampler + BatchSampler do."""
+    ours, theirs = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    reference = DataLoader(
+        train_set, batch_size=96, shuffle=True, generator=theirs, collate_fn=lambda batch: batch
+    )
+    loader = make_loader(train_set, 96, True, ours)
+    for _ in range(2):
+        for (x, y), (ref_x, ref_y) in zip(loader, reference, strict=True):
+            assert torch.equal(x, ref_x) and torch.equal(y, ref_y)
+        assert torch.equal(ours.get_state(), theirs.get_state())
+
+
+def test_normalization_is_exact_and_centres_mnist(train_set: DigitFolder) -> None:
+    x = BatchTransform()(train_set.images)
+    assert x.dtype == torch.float32 and x.shape == train_set.images.shape
+    expected = (train_set.images.float() / 255 - MEAN) / STD
+    assert torch.allclose(x, expected, atol=1e-6)
+    assert abs(x.mean().item()) < 0.05 and abs(x.std().item() - 1) < 0.05
+
+
+def test_same_seed_gives_the_same_shuffled_augmented_batches(train_set: DigitFolder) -> None:
+    first, again = epochs(train_set, 3, AUGMENT), epochs(train_set, 3, AUGMENT)
+    for (x, y), (x2, y2) in zip(first, again, strict=True):
+        assert torch.equal(x, x2) and torch.equal(y, y2)
+    other = epochs(train_set, 4, AUGMENT)
+    assert not torch.equal(first[0][1], other[0][1])
+    assert not torch.equal(first[-1][0], other[-1][0])
+
+
+def test_augmentation_moves_digits_and_stays_in_range(train_set: DigitFolder) -> None:
+    images = train_set.images[:256]
+    plain = BatchTransform()(images)
+    augmented = BatchTransform(AUGMENT, torch.Generator().manual_seed(0))(images)
+    assert augmented.shape == plain.shape and augmented.dtype == torch.float32
+    assert augmented.min() >= LOW - 1e-5 and augmented.max() <= HIGH + 1e-5
+    changed = (augmented - plain).abs().flatten(1).amax(dim=1) > 0.5
+    assert changed.float().mean() > 0.95  # nearly every digit moved
+    # a small affine motion keeps the ink: total brightness within 30% per image
+    ink = (augmented - LOW).flatten(1).sum(1) / (plain - LOW).flatten(1).sum(1)
+    assert ((ink > 0.7) & (ink < 1.3)).all()
+
+
+def test_augmentation_is_affine_grid_and_grid_sample_to_the_bit(train_set: DigitFolder) -> None:
+    """The fast path equals the straightforward torch version, draw for draw."""
+    images = train_set.images[:100]
+    generator = torch.Generator().manual_seed(11)
+    draws = torch.Generator().set_state(generator.get_state())
+    ours = BatchTransform(AUGMENT, generator)(images)
+
+    u = torch.rand(5, len(images), generator=draws, dtype=torch.float64) * 2 - 1
+    angle, shear = u[0] * math.radians(AUGMENT.rotate), u[1] * math.radians(AUGMENT.shear)
+    scale = 1 + u[2] * AUGMENT.scale
+    shift = torch.stack([u[3], u[4]], dim=1) * AUGMENT.translate * 2
+    cos, sin, tan = angle.cos(), angle.sin(), shear.tan()
+    a = torch.stack([cos, -sin + cos * tan], dim=1) / scale[:, None]
+    b = torch.stack([sin, cos + sin * tan], dim=1) / scale[:, None]
+    linear = torch.stack([a, b], dim=1)
+    theta = torch.cat([linear, -(linear @ shift[:, :, None])], dim=2).float()
+    grid = F.affine_grid(theta, [len(images), 1, 28, 28], align_corners=False)
+    x = F.grid_sample(images.float() / 255, grid, align_corners=False)
+    assert torch.equal(ours, (x - MEAN) / STD)
+
+
+def test_one_thread_restores_the_thread_count() -> None:
+    before = torch.get_num_threads()
+    with one_thread():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError), one_thread():
+        raise ValueError
+    assert torch.get_num_threads() == before
+
+
+def test_prefetch_and_runs_yield_everything_in_order() -> None:
+    assert list(prefetch(iter(range(50)), depth=2)) == list(range(50))
+    assert list(in_runs(iter(range(50)), 8)) == list(range(50))
+
+
+def test_runs_take_items_a_run_ahead() -> None:
+    taken = []
+
+    def source():
+        for i in range(10):
+            taken.append(i)
+            yield i
+
+    items = in_runs(source(), 4)
+    assert next(items) == 0 and taken == [0, 1, 2, 3]
+
+
+def test_prefetch_raises_the_producers_error() -> None:
+    def broken():
+        yield 1
+        raise PipelineError("bad batch")
+
+    seen = []
+    with pytest.raises(PipelineError, match="bad batch"):
+        for item in prefetch(broken()):
+            seen.append(item)
+    assert seen == [1]
+
+
+def test_closing_prefetch_early_stops_its_thread() -> None:
+    produced = []
+
+    def endless():
+        while True:
+            produced.append(len(produced))
+            yield produced[-1]
+
+    items = prefetch(endless(), depth=2)
+    assert next(items) == 0
+    items.close()
+    assert not any(t.name == "prefetch" and t.is_alive() for t in threading.enumerate())
+    assert len(produced) <= 5  # it stopped, a few items ahead at most
