@@ -22,5 +22,5 @@ def run_stage(main: Callable[[list[str]], None]) -> None:
         logging.getLogger("stage").error("%s", exc)
         sys.exit(1)
     except KeyboardInterrupt:
-        logging.getLogger("stage").error("interrupted: no output of this run was written")
+        logging.getLogger("stage").error("interrupted: no output was written")
         sys.exit(130)
