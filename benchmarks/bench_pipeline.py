@@ -114,6 +114,7 @@ def time_extract(
     ours, plain, count = [], [], 0
     for round_ in range(repeats):
         out = root / f"extract-{round_}"
+        os.sync()  # the last round's deletions are written out before this one's timing
         ours.append(timed(lambda: extract(raw_dir, out / "images", verify)))  # noqa: B023
         manifest = json.loads((out / "images" / MANIFEST).read_text())
         count = sum(split["images"] for split in manifest.values())
@@ -124,6 +125,7 @@ def time_extract(
                 with tarfile.open(tarball) as tar:
                     tar.extractall(target, filter="data")
 
+        os.sync()
         plain.append(timed(untar))
         shutil.rmtree(out)
     return ours, plain, count

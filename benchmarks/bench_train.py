@@ -25,7 +25,7 @@ import torch.nn.functional as F  # noqa: E402
 from benchlib import REPO_ROOT, Figure, median, show, timed  # noqa: E402
 from mnist_pipeline.data import BatchTransform, DigitFolder, make_loader  # noqa: E402
 from mnist_pipeline.params import TrainParams, load_params  # noqa: E402
-from mnist_pipeline.runtime import make_deterministic  # noqa: E402
+from mnist_pipeline.runtime import cpu_threads, make_deterministic  # noqa: E402
 from mnist_pipeline.train import (  # noqa: E402
     compute_threads,
     make_optimizer,
@@ -47,11 +47,15 @@ def epoch_batches(params: TrainParams, train_set: DigitFolder) -> Batches:
     return [(transform(images), labels) for images, labels in loader]
 
 
-def bare_epoch(name: str, params: TrainParams, batches: Batches) -> None:
-    """Only the arithmetic: forward, loss, backward and the optimizer step."""
+def bare_epoch(name: str, params: TrainParams, batches: Batches, all_cores: bool = False) -> None:
+    """Only the arithmetic: forward, loss, backward and the optimizer step.
+
+    On the threads train_model gives the model, or on every core with ``all_cores``.
+    """
     make_deterministic(params.seed)
     model = training_model(name, params, torch.device("cpu"))  # the layout training uses
-    torch.set_num_threads(compute_threads(model))  # and its thread count
+    if not all_cores:
+        torch.set_num_threads(compute_threads(model))
     optimizer = make_optimizer(model, params)
     for images, labels in batches:
         loss = F.cross_entropy(model(images), labels, label_smoothing=params.label_smoothing)
@@ -69,21 +73,21 @@ def run(
     for name in models:
         params = dataclasses.replace(all_params[name], epochs=1)
         batches = epoch_batches(params, train_set)
-        real, bare = [], []
+        threads = compute_threads(training_model(name, params, torch.device("cpu")))
+        spare = threads < cpu_threads()  # then also the bare step on every core, for scale
+        real, bare, bare_all = [], [], []
         for _ in range(repeats):
             bare.append(timed(lambda: bare_epoch(name, params, batches)))  # noqa: B023
             real.append(timed(lambda: train_model(name, params, train_set, test_set)))  # noqa: B023
+            if spare:
+                bare_all.append(timed(lambda: bare_epoch(name, params, batches, True)))  # noqa: B023
+        what, base = f"{name} epoch through train_model", f"bare step, {threads} thread(s)"
         figures.append(
-            Figure(
-                GOAL,
-                f"{name} epoch through train_model",
-                median(real),
-                "bare forward/backward/step",
-                median(bare),
-                TARGETS.get(name),
-                higher=False,
-            )
+            Figure(GOAL, what, median(real), base, median(bare), TARGETS.get(name), higher=False)
         )
+        if spare:
+            base = f"bare step, all {cpu_threads()} cores"
+            figures.append(Figure(GOAL, what, median(real), base, median(bare_all), higher=False))
     return figures
 
 

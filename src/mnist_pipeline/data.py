@@ -1,14 +1,17 @@
 """The image-folder Dataset, its DataLoader, and batched normalization and augmentation.
 
 The Dataset decodes every PNG once into one uint8 tensor and serves whole batches by
-indexing it (``__getitems__``), so a training epoch costs no per-sample Python. Pixels
-stay uint8 until :class:`BatchTransform` turns a batch into normalized floats, with random
-affine augmentation applied to the whole batch at once.
+indexing it (``__getitems__``) with index tensors from :class:`IndexBatches`, so a
+training epoch costs no per-sample Python. Pixels stay uint8 until
+:class:`BatchTransform` turns a batch into normalized floats, with random affine
+augmentation applied to the whole batch at once. :func:`prefetch` and :func:`in_runs`
+prepare batches ahead of the steps that use them, without changing what is drawn.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import math
 import queue
@@ -24,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mnist_pipeline.archive import NUM_CLASSES
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.extract import MANIFEST, add_image, read_manifest
 from mnist_pipeline.params import AugmentParams
 from mnist_pipeline.png import SIDE, decode_digit
 
@@ -38,9 +42,9 @@ def one_thread() -> Iterator[None]:
     """Run the enclosed torch ops on a single intra-op thread, then restore the count.
 
     A batch's per-pixel ops are too small to share: each would open an OpenMP parallel
-    region, and on a busy machine a region waits for a descheduled thread (an augmented
-    epoch took 11-18 s on 2 threads, 0.5 s on one). Per-pixel results do not depend on
-    the thread count, so neither do the batches.
+    region, and on a busy machine a region waits for a descheduled thread (on this
+    project's shared 2-core machine an augmented epoch took 11-18 s on 2 threads, 0.5 s
+    on one). Per-pixel results do not depend on the thread count, so neither do batches.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -48,6 +52,20 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def check_against_manifest(split_dir: Path, count: int, sha256: str) -> None:
+    """Fail unless ``split_dir`` holds what the extract stage's manifest says it wrote."""
+    manifest = read_manifest(split_dir.parent)
+    if manifest is None:
+        return
+    listed = manifest.get(split_dir.name)
+    found = (listed.get("images"), listed.get("sha256")) if isinstance(listed, dict) else None
+    if found != (count, sha256):
+        raise PipelineError(
+            f"{split_dir}: its {count} images differ from what {MANIFEST} lists (an image was "
+            f"changed, added or removed since extraction); rerun it: dvc repro -f extract"
+        )
 
 
 def scan_split(split_dir: Path) -> list[tuple[Path, int]]:
@@ -65,11 +83,20 @@ def scan_split(split_dir: Path) -> list[tuple[Path, int]]:
 
 
 class DigitFolder(Dataset[tuple[torch.Tensor, int]]):
-    """MNIST digits from ``<split>/<label>/<index>.png``, decoded once and held in memory."""
+    """MNIST digits from ``<split>/<label>/<index>.png``, decoded once and held in memory.
+
+    When the folder holds the extract stage's ``manifest.json``, the images read must be
+    the ones it lists: an image edited, added or removed since is an error, not data.
+    """
 
     def __init__(self, split_dir: Path) -> None:
         files = scan_split(split_dir)
-        pixels = [decode_digit(path.read_bytes(), str(path)) for path, _ in files]
+        digest, pixels = hashlib.sha256(), []
+        for path, label in files:
+            png = path.read_bytes()
+            add_image(digest, label, int(path.stem), png)
+            pixels.append(decode_digit(png, str(path)))
+        check_against_manifest(split_dir, len(files), digest.hexdigest())
         self.images = torch.from_numpy(np.stack(pixels)).unsqueeze(1)  # N x 1 x 28 x 28 uint8
         self.labels = torch.tensor([label for _, label in files], dtype=torch.int64)
         self.paths = [path for path, _ in files]
@@ -152,7 +179,8 @@ class BatchTransform:
     values, and the sampling grid is built by broadcasting instead of ``F.affine_grid``,
     whose per-image batched matmul cost more than the sampling itself. Both give the
     same float32 values as the torch-only computation they replace (the grid to the bit:
-    ``x * t0 + y * t1 + t2``, in ``affine_grid``'s order).
+    ``x * t0 + y * t1 + t2``, in ``affine_grid``'s order; the matrices checked over 1.5
+    million draws, and by tests/test_data.py).
     """
 
     def __init__(
