@@ -19,6 +19,7 @@ from mnist_pipeline.data import (
     STD,
     BatchTransform,
     DigitFolder,
+    augment_strength,
     in_runs,
     make_loader,
     one_thread,
@@ -178,6 +179,45 @@ def test_augmentation_is_affine_grid_and_grid_sample_to_the_bit(train_set: Digit
     grid = F.affine_grid(theta, [len(images), 1, 28, 28], align_corners=False)
     x = F.grid_sample(images.float() / 255, grid, align_corners=False)
     assert torch.equal(ours, (x - MEAN) / STD)
+
+
+def test_elastic_warp_is_bicubic_upsampling_of_random_control_point_shifts() -> None:
+    augment = AugmentParams(elastic=2.5, elastic_grid=4)
+    generator = torch.Generator().manual_seed(5)
+    draws = torch.Generator().set_state(generator.get_state())
+    warp = BatchTransform(augment, generator)._random_warp(7)
+    shifts = (torch.rand(7, 2, 4, 4, generator=draws) * 2 - 1) * 2.5 * 2 / 28
+    expected = F.interpolate(shifts, size=(28, 28), mode="bicubic", align_corners=True)
+    assert torch.allclose(warp, expected, atol=1e-6)
+    assert warp.abs().max() <= 2.5 * 2 / 28 * 1.2  # bicubic overshoots a little at most
+
+
+def test_elastic_warp_bends_digits_without_losing_them(train_set: DigitFolder) -> None:
+    images = train_set.images[:256]
+    plain = BatchTransform()(images)
+    warped = BatchTransform(AugmentParams(elastic=2.0), torch.Generator().manual_seed(0))(images)
+    assert ((warped - plain).abs().flatten(1).amax(dim=1) > 0.5).float().mean() > 0.9
+    ink = (warped - LOW).flatten(1).sum(1) / (plain - LOW).flatten(1).sum(1)
+    assert ((ink > 0.5) & (ink < 1.5)).all()  # local stretching changes a stroke's width
+
+
+def test_augmentation_fades_out_over_the_last_share_of_training() -> None:
+    constant = AugmentParams(rotate=10)
+    assert [augment_strength(constant, e, 10) for e in (1, 5, 10)] == [1.0, 1.0, 1.0]
+    linear = AugmentParams(rotate=10, fade=1.0)
+    assert [augment_strength(linear, e, 10) for e in (1, 6, 10)] == pytest.approx([1, 0.5, 0.1])
+    late = AugmentParams(rotate=10, fade=0.5)
+    assert [augment_strength(late, e, 10) for e in (1, 6, 7, 10)] == pytest.approx([1, 1, 0.8, 0.2])
+
+
+def test_zero_strength_draws_but_leaves_digits_as_they_are(train_set: DigitFolder) -> None:
+    images = train_set.images[:64]
+    generator = torch.Generator().manual_seed(0)
+    faded = BatchTransform(AugmentParams(rotate=10, translate=0.1, elastic=2), generator)
+    faded.strength = 0.0
+    assert torch.allclose(faded(images), BatchTransform()(images), atol=1e-5)
+    untouched = torch.Generator().manual_seed(0)
+    assert not torch.equal(generator.get_state(), untouched.get_state())  # same draws made
 
 
 def test_one_thread_restores_the_thread_count() -> None:

@@ -21,7 +21,7 @@ import numpy as np
 
 from mnist_pipeline.atomic import atomic_path
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.png import decode_digit, encode_png
+from mnist_pipeline.png import check_digit, decode_digits, encode_png
 
 MEMBER_NAME = re.compile(r"(?P<index>\d+)_(?P<label>\d+)\.png")
 NUM_CLASSES = 10
@@ -30,12 +30,11 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 @dataclass(frozen=True)
 class Digit:
-    """One checked tarball member: its index, label, PNG bytes, decoded pixels and name."""
+    """One checked tarball member: its index, label, PNG bytes and name."""
 
     index: int
     label: int
     png: bytes
-    pixels: np.ndarray
     member: str = ""
 
 
@@ -125,8 +124,8 @@ def _checked_digits(tar_path: Path, stream: BinaryIO) -> Iterator[Digit]:
             handle = tar.extractfile(member)
             assert handle is not None  # a regular file always has a handle
             data = handle.read()
-            pixels = decode_digit(data, f"{tar_path}: member '{member.name}'")
-            yield Digit(int(match["index"]), int(match["label"]), data, pixels, member.name)
+            check_digit(data, f"{tar_path}: member '{member.name}'")
+            yield Digit(int(match["index"]), int(match["label"]), data, member.name)
 
 
 def iter_digits(tar_path: Path) -> Iterator[Digit]:
@@ -171,6 +170,6 @@ def read_tarball(tar_path: Path, expected_count: int | None = None) -> list[Digi
 
 def digits_to_arrays(digits: list[Digit]) -> tuple[np.ndarray, np.ndarray]:
     """Stack checked digits into (N x 28 x 28 images, N labels), both uint8."""
-    images = np.stack([digit.pixels for digit in digits])
+    images = decode_digits([digit.png for digit in digits], [digit.member for digit in digits])
     labels = np.array([digit.label for digit in digits], dtype=np.uint8)
     return images, labels

@@ -29,7 +29,7 @@ from mnist_pipeline.archive import NUM_CLASSES
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.extract import MANIFEST, add_image, read_manifest
 from mnist_pipeline.params import AugmentParams
-from mnist_pipeline.png import SIDE, decode_digit
+from mnist_pipeline.png import SIDE, decode_digits
 
 MEAN, STD = 0.1307, 0.3081
 
@@ -91,13 +91,13 @@ class DigitFolder(Dataset[tuple[torch.Tensor, int]]):
 
     def __init__(self, split_dir: Path) -> None:
         files = scan_split(split_dir)
-        digest, pixels = hashlib.sha256(), []
+        digest, pngs = hashlib.sha256(), []
         for path, label in files:
-            png = path.read_bytes()
-            add_image(digest, label, int(path.stem), png)
-            pixels.append(decode_digit(png, str(path)))
+            pngs.append(path.read_bytes())
+            add_image(digest, label, int(path.stem), pngs[-1])
         check_against_manifest(split_dir, len(files), digest.hexdigest())
-        self.images = torch.from_numpy(np.stack(pixels)).unsqueeze(1)  # N x 1 x 28 x 28 uint8
+        pixels = decode_digits(pngs, [str(path) for path, _ in files])
+        self.images = torch.from_numpy(pixels).unsqueeze(1)  # N x 1 x 28 x 28 uint8
         self.labels = torch.tensor([label for _, label in files], dtype=torch.int64)
         self.paths = [path for path, _ in files]
 
@@ -172,8 +172,20 @@ def make_loader(
     )
 
 
+def augment_strength(augment: AugmentParams, epoch: int, epochs: int) -> float:
+    """How much of the augmentation ranges epoch ``epoch`` (1-based) of ``epochs`` uses.
+
+    Full strength, then, over the last ``augment.fade`` share of training, a linear fade
+    towards none, so the last epochs fit the digits as they are.
+    """
+    if not augment.fade:
+        return 1.0
+    remaining = 1 - (epoch - 1) / epochs
+    return min(1.0, remaining / augment.fade)
+
+
 class BatchTransform:
-    """uint8 batch -> normalized float batch, with optional random affine augmentation.
+    """uint8 batch -> normalized float batch, with optional random affine (and elastic) warps.
 
     Each batch costs a few whole-batch ops: the affine matrices come from numpy on n
     values, and the sampling grid is built by broadcasting instead of ``F.affine_grid``,
@@ -188,6 +200,7 @@ class BatchTransform:
     ):
         self.augment = augment if augment is not None and augment.enabled else None
         self.generator = generator
+        self.strength = 1.0  # scales every augmentation range; see augment_strength()
         if self.augment is not None:
             aug = self.augment
             # the uniform draws scale to: angle, shear, zoom, shift x, shift y
@@ -197,6 +210,11 @@ class BatchTransform:
             # pixel centres in [-1, 1], just where F.affine_grid(align_corners=False) has them
             identity = F.affine_grid(torch.eye(2, 3)[None], [1, 1, SIDE, SIDE], align_corners=False)
             self._centres = identity[0, 0, :, 0].clone()
+            if aug.elastic:
+                # each control point's bicubic weight at each of the 28 pixel positions
+                unit = torch.eye(aug.elastic_grid)[:, None, None, :]
+                spread = F.interpolate(unit, size=(1, SIDE), mode="bicubic", align_corners=True)
+                self._spread = spread[:, 0, 0, :].T.contiguous()
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         with one_thread():
@@ -209,7 +227,7 @@ class BatchTransform:
         """n x 2 x 3 affine matrices mapping output coordinates to input coordinates."""
         # one draw for all five variables, row by row: the same numbers as five draws of n
         uniform = torch.rand(5, n, generator=self.generator, dtype=torch.float64) * 2 - 1
-        angle, shear, zoom, shift_x, shift_y = uniform.numpy() * self._bounds
+        angle, shear, zoom, shift_x, shift_y = uniform.numpy() * (self._bounds * self.strength)
         scale, shift_x, shift_y = 1 + zoom, shift_x * 2, shift_y * 2
         # the inverse of the image motion: rotate, shear, then scale
         cos, sin, tan = np.cos(angle), np.sin(angle), np.tan(shear)
@@ -218,8 +236,21 @@ class BatchTransform:
         rows = [a0, a1, -(a0 * shift_x + a1 * shift_y), b0, b1, -(b0 * shift_x + b1 * shift_y)]
         return torch.from_numpy(np.stack(rows, axis=1).astype(np.float32)).view(n, 2, 3)
 
+    def _random_warp(self, n: int) -> torch.Tensor:
+        """n x 2 x 28 x 28 smooth random displacements, in grid units, for an elastic warp.
+
+        Each of an ``elastic_grid`` x ``elastic_grid`` lattice of control points moves by up to
+        ``elastic`` pixels along each axis; bicubic interpolation spreads the moves smoothly
+        over the image (the control-point form of Simard et al.'s 2003 elastic distortion).
+        """
+        side = self.augment.elastic_grid
+        shifts = torch.rand(n, 2, side, side, generator=self.generator) * 2 - 1
+        shifts *= self.augment.elastic * self.strength * 2 / SIDE  # pixels -> grid units
+        # bicubic upsampling is separable: B @ shifts @ B.T, B the 28 x side weights
+        return self._spread @ shifts @ self._spread.T
+
     def _random_affine(self, x: torch.Tensor) -> torch.Tensor:
-        """Rotate, shear, scale and translate each image of ``x`` by its own random amount."""
+        """Rotate, shear, scale, translate (and warp) each image of ``x`` by its own amount."""
         n = x.shape[0]
         theta = self._random_theta(n).to(x.device)[:, :, :, None, None]  # n x 2 x 3 x 1 x 1
         centres = self._centres.to(x.device)
@@ -227,6 +258,8 @@ class BatchTransform:
         # channels-first (contiguous rows) and handed over as an n x h x w x 2 view
         grid = theta[:, :, 0] * centres + theta[:, :, 1] * centres[:, None]
         grid += theta[:, :, 2]
+        if self.augment.elastic:
+            grid += self._random_warp(n).to(x.device)
         grid = grid.permute(0, 2, 3, 1)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 

@@ -30,8 +30,16 @@ def non_negative(value: float) -> str | None:
     return None if value >= 0 else "must be >= 0"
 
 
+def at_least_two(value: int) -> str | None:
+    return None if value >= 2 else "must be >= 2"
+
+
 def fraction(value: float) -> str | None:
     return None if 0 <= value < 1 else "must be in [0, 1)"
+
+
+def unit_interval(value: float) -> str | None:
+    return None if 0 <= value <= 1 else "must be in [0, 1]"
 
 
 def one_of(*choices: str) -> Check:
@@ -58,10 +66,13 @@ class AugmentParams:
     translate: float = checked(fraction, default=0.0)  # fraction of the image side
     scale: float = checked(fraction, default=0.0)  # zoom uniform in [1 - s, 1 + s]
     shear: float = checked(non_negative, default=0.0)  # degrees
+    elastic: float = checked(non_negative, default=0.0)  # control-point shift, pixels
+    elastic_grid: int = checked(at_least_two, default=4)  # control points per side
+    fade: float = checked(unit_interval, default=0.0)  # share of training it fades out over
 
     @property
     def enabled(self) -> bool:
-        return any((self.rotate, self.translate, self.scale, self.shear))
+        return any((self.rotate, self.translate, self.scale, self.shear, self.elastic))
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from mnist_pipeline.data import (
     Batch,
     BatchTransform,
     DigitFolder,
+    augment_strength,
     in_runs,
     make_loader,
     prefetch,
@@ -203,6 +204,7 @@ def train_model(
     history = []
     bar = tqdm(range(1, params.epochs + 1), desc=f"train {name}", unit="epoch")
     for epoch in bar:
+        transform.strength = augment_strength(params.augment, epoch, params.epochs)
         batches = ahead(transformed(loader, transform, device), spare_core=threads < cores)
         with contextlib.closing(batches):  # stops the prefetch thread if a step raises
             loss_sum, correct = train_epoch(

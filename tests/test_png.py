@@ -1,0 +1,111 @@
+"""The PNG digit decoder: its own fast path gives Pillow's pixels, and leaves it the rest."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.png import (
+    AVERAGE,
+    PAETH,
+    PNG_SIGNATURE,
+    ROW,
+    SIDE,
+    check_digit,
+    decode_digit,
+    decode_digits,
+    encode_png,
+    scanlines,
+)
+from mnist_pipeline.sources import Splits
+
+
+def chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def handmade_png(rows: bytes, header: bytes | None = None, extra: bytes = b"") -> bytes:
+    """A PNG from raw (filter byte + pixels) scanlines: Pillow never writes AVERAGE rows."""
+    header = header or struct.pack(">IIBBBBB", SIDE, SIDE, 8, 0, 0, 0, 0)
+    idat = zlib.compress(rows)
+    return (
+        PNG_SIGNATURE
+        + chunk(b"IHDR", header)
+        + chunk(b"tEXt", b"Comment\x00ancillary: kept on the fast path")
+        + chunk(b"IDAT", idat[:10])
+        + chunk(b"IDAT", idat[10:])
+        + chunk(b"IEND", b"")
+        + extra
+    )
+
+
+def filtered(image: np.ndarray, kinds: list[int]) -> bytes:
+    """Filter ``image`` row by row with ``kinds`` as a PNG encoder would."""
+    pixels = image.astype(np.int16)
+    out = bytearray()
+    for r, kind in enumerate(kinds):
+        row = pixels[r]
+        up = pixels[r - 1] if r else np.zeros(SIDE, np.int16)
+        left = np.concatenate([[0], row[:-1]])
+        corner = np.concatenate([[0], up[:-1]])
+        if kind == AVERAGE:
+            predicted = (left + up) // 2
+        elif kind == PAETH:
+            guess = left + up - corner
+            pa, pb, pc = abs(guess - left), abs(guess - up), abs(guess - corner)
+            predicted = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, corner))
+        else:
+            predicted = {0: np.zeros(SIDE, np.int16), 1: left, 2: up}[kind]
+        out += bytes([kind]) + bytes(((row - predicted) & 0xFF).astype(np.uint8))
+    return bytes(out)
+
+
+def test_fast_path_gives_pillows_pixels_for_real_digits(small_splits: Splits) -> None:
+    images, _ = small_splits["train"]
+    pngs = [encode_png(image) for image in images]
+    assert all(scanlines(png) is not None for png in pngs)  # none fell back to Pillow
+    decoded = decode_digits(pngs, [f"digit {i}" for i in range(len(pngs))])
+    assert decoded.dtype == np.uint8 and np.array_equal(decoded, images)
+    used = {png_rows[r * ROW] for png_rows in map(scanlines, pngs) for r in range(SIDE)}
+    assert {0, 1, 2, 4} <= used  # Pillow's adaptive filters all occur
+
+
+def test_every_filter_type_is_undone(small_splits: Splits) -> None:
+    image = small_splits["test"][0][7]
+    for kinds in ([AVERAGE] * SIDE, [PAETH] * SIDE, [r % 5 for r in range(SIDE)]):
+        png = handmade_png(filtered(image, kinds))
+        assert scanlines(png) is not None
+        assert np.array_equal(decode_digits([png], ["x"])[0], image)
+        assert np.array_equal(decode_digit(png, "x"), image)  # Pillow agrees
+
+
+def test_other_pngs_go_to_pillow(small_splits: Splits) -> None:
+    image = small_splits["test"][0][3]
+    trailing = handmade_png(filtered(image, [0] * SIDE), extra=b"junk after IEND")
+    assert scanlines(trailing) is None
+    assert np.array_equal(decode_digits([trailing], ["x"])[0], image)
+
+
+RGB_HEADER = struct.pack(">IIBBBBB", SIDE, SIDE, 8, 2, 0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("png", "message"),
+    [
+        (b"GIF89a", "not a PNG"),
+        (encode_png(np.zeros((32, 32), np.uint8)), "is 32x32, expected 28x28"),
+        (handmade_png(bytes(SIDE * ROW), RGB_HEADER), "mode is RGB"),
+        (encode_png(np.zeros((SIDE, SIDE), np.uint8))[:-20], "corrupt PNG"),
+    ],
+    ids=["gif", "size", "rgb-header", "truncated"],
+)
+def test_bad_pngs_fail_naming_the_file(png: bytes, message: str) -> None:
+    name = "digits/7.png"
+    for check in (lambda: check_digit(png, name), lambda: decode_digits([png], [name])):
+        with pytest.raises(PipelineError, match=message) as error:
+            check()
+        assert name in str(error.value)
