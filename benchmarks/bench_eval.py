@@ -62,10 +62,11 @@ def run(images_dir: Path, params: Params, repeats: int) -> list[Result]:
                 )
 
             stage = median([timed(evaluate) for _ in range(repeats)])
-            model = channels_last(load_checkpoint(checkpoint)[1])
+            loaded = load_checkpoint(checkpoint)
+            model, deskew = channels_last(loaded.model), loaded.deskew
 
-            def forward(model: torch.nn.Module = model) -> None:
-                run_split(model, test_set.images, test_set.labels, batch, cpu)
+            def forward(model: torch.nn.Module = model, deskew: bool = deskew) -> None:
+                run_split(model, test_set.images, test_set.labels, batch, cpu, deskew)
 
             forward_s = median([timed(forward) for _ in range(repeats)])
             what = f"{name} ({kind})"

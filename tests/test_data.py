@@ -24,6 +24,7 @@ from mnist_pipeline.data import (
     make_loader,
     one_thread,
     prefetch,
+    upright_theta,
 )
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.extract import MANIFEST
@@ -218,6 +219,49 @@ def test_zero_strength_draws_but_leaves_digits_as_they_are(train_set: DigitFolde
     assert torch.allclose(faded(images), BatchTransform()(images), atol=1e-5)
     untouched = torch.Generator().manual_seed(0)
     assert not torch.equal(generator.get_state(), untouched.get_state())  # same draws made
+
+
+def slanted_bar(slant: float, shift: int) -> torch.Tensor:
+    """A 1 x 1 x 28 x 28 uint8 stroke, 3 pixels wide, leaning right by ``slant`` per row."""
+    image = torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
+    for row in range(6, 22):
+        middle = 14 + shift + round(slant * (14 - row))
+        image[0, 0, row, middle - 1 : middle + 2] = 255
+    return image
+
+
+def slants(images: torch.Tensor) -> torch.Tensor:
+    """Each image's slant (deskew's shear) and centroid offset, from its ink's moments."""
+    theta = upright_theta(images, BatchTransform()._centres)
+    return theta[:, 0, 1], theta[:, :, 2]
+
+
+def test_deskew_stands_digits_upright_and_centres_them(train_set: DigitFolder) -> None:
+    bar = slanted_bar(0.5, shift=4)
+    slant, offset = slants(bar.float() / 255)
+    assert slant < -0.3 and offset[0, 0] > 0.2  # leaning right, right of the centre
+    slant, offset = slants((BatchTransform(deskew=True)(bar) * STD + MEAN).clamp(0, 1))
+    assert slant.abs() < 0.05 and offset.abs().max() < 0.02
+    digits = train_set.images[:200]
+    upright = (BatchTransform(deskew=True)(digits) * STD + MEAN).clamp(0, 1)
+    assert slants(upright)[0].abs().mean() < 0.25 * slants(digits / 255)[0].abs().mean()
+
+
+def test_deskew_then_augment_is_one_resampling_with_the_same_draws(
+    train_set: DigitFolder,
+) -> None:
+    images = train_set.images[:64]
+    both = BatchTransform(AUGMENT, torch.Generator().manual_seed(3), deskew=True)
+    alone = BatchTransform(AUGMENT, torch.Generator().manual_seed(3))
+    out, plain = both(images), alone(images)
+    assert not torch.equal(out, plain)
+    assert torch.equal(both.generator.get_state(), alone.generator.get_state())
+    assert out.min() >= LOW - 1e-5 and out.max() <= HIGH + 1e-5
+
+
+def test_deskew_leaves_a_blank_image_blank() -> None:
+    blank = torch.zeros(3, 1, 28, 28, dtype=torch.uint8)
+    assert torch.allclose(BatchTransform(deskew=True)(blank), torch.full((3, 1, 28, 28), LOW))
 
 
 def test_one_thread_restores_the_thread_count() -> None:

@@ -111,9 +111,10 @@ def test_predict_prints_each_images_digit_and_probability(
     probabilities = [float(line.rsplit("(", 1)[1].rstrip("%)")) / 100 for line in lines]
     assert all(0.1 <= p <= 1 for p in probabilities)
     # the model on the original 28x28 digits, for comparison
-    _, model = load_checkpoint(checkpoint)
+    loaded = load_checkpoint(checkpoint)
+    normalize = BatchTransform(deskew=loaded.deskew)
     with torch.inference_mode():
-        original = model(BatchTransform()(torch.from_numpy(images.copy()).unsqueeze(1))).argmax(1)
+        original = loaded.model(normalize(torch.from_numpy(images.copy()).unsqueeze(1))).argmax(1)
     agreement = np.mean(np.array(digits) == original.numpy())
     accuracy = np.mean(np.array(digits) == labels)
     assert agreement >= 0.85, (agreement, digits, original.tolist())

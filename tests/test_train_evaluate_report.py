@@ -67,10 +67,10 @@ def test_checkpoint_round_trip_gives_the_same_predictions(
 ) -> None:
     model, _ = trained_mlp
     save_checkpoint(tmp_path / "mlp.pt", "mlp", model, small_recipe("mlp"))
-    name, loaded = load_checkpoint(tmp_path / "mlp.pt")
+    loaded = load_checkpoint(tmp_path / "mlp.pt")
     images = datasets[1].images[:20].float()
-    assert name == "mlp"
-    assert torch.equal(model.eval()(images), loaded(images))
+    assert loaded.name == "mlp" and loaded.deskew is small_recipe("mlp").deskew
+    assert torch.equal(model.eval()(images), loaded.model(images))
 
 
 def test_evaluate_and_report_write_every_output(
@@ -89,6 +89,9 @@ def test_evaluate_and_report_write_every_output(
         tmp_path / "plots" / "mlp" / "misclassified.png",
     )
     assert json.loads((tmp_path / "metrics" / "mlp.json").read_text()) == metrics
+    # the checkpoint's deskewing is applied as in training: the last epoch's figure again
+    assert small_recipe("mlp").deskew
+    assert metrics["accuracy"] == pytest.approx(history[-1].test_accuracy, abs=1e-6)
     assert metrics["parameters"] == 64_630
     assert metrics["errors"] == round((1 - metrics["accuracy"]) * 500)
     assert set(metrics["per_class"]) == {str(d) for d in range(10)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -18,12 +18,21 @@ from mnist_pipeline.params import TrainParams
 FORMAT_VERSION = 1
 
 
+class Checkpoint(NamedTuple):
+    """A loaded checkpoint: the model's name, the model in eval mode, how it reads digits."""
+
+    name: str
+    model: nn.Module
+    deskew: bool  # trained on deskewed digits: deskew what it is shown too
+
+
 def save_checkpoint(path: Path, name: str, model: nn.Module, params: TrainParams) -> None:
     """Write ``model``'s weights and how to rebuild it, atomically and byte-stably."""
     payload = {
         "format_version": FORMAT_VERSION,
         "model": name,
         "dropout": params.dropout,
+        "deskew": params.deskew,
         "num_parameters": count_parameters(model),
         "params": dataclasses.asdict(params),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -33,7 +42,7 @@ def save_checkpoint(path: Path, name: str, model: nn.Module, params: TrainParams
     write_bytes(path, buffer.getvalue())
 
 
-def load_checkpoint(path: Path, expected_model: str | None = None) -> tuple[str, nn.Module]:
+def load_checkpoint(path: Path, expected_model: str | None = None) -> Checkpoint:
     """Load ``path`` with ``weights_only=True`` and rebuild its model in eval mode."""
     try:
         payload: Any = torch.load(path, map_location="cpu", weights_only=True)
@@ -55,7 +64,7 @@ def load_checkpoint(path: Path, expected_model: str | None = None) -> tuple[str,
         raise PipelineError(
             f"{path}: weights do not fit architecture '{name}': {_first_line(exc)}"
         ) from exc
-    return name, model.eval()
+    return Checkpoint(name, model.eval(), bool(payload.get("deskew", False)))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -184,8 +184,36 @@ def augment_strength(augment: AugmentParams, epoch: int, epochs: int) -> float:
     return min(1.0, remaining / augment.fade)
 
 
+def upright_theta(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """n x 2 x 3 affine matrices that deskew each image of ``x``: ink upright and centred.
+
+    From the ink's moments, in ``centres``' [-1, 1] grid units: its centroid (u0, v0) and
+    its slant ``a = cov(u, v) / var(v)``. Output point (u, v) samples input point
+    (u + a v + u0, v + v0), which moves the centroid to the middle and shears the slant
+    away: the classic MNIST deskewing, which several classifiers of LeCun et al. 1998 use.
+    A blank image gets the identity.
+    """
+    ink = x[:, 0].double()  # n x h x w
+    pos = centres.double()  # u across a row, v down a column: the same 28 values
+    by_row, by_column = ink.sum(dim=2), ink.sum(dim=1)  # n x h, n x w
+    mass = by_row.sum(dim=1).clamp_min(1e-12)
+    u0, v0 = by_column @ pos / mass, by_row @ pos / mass
+    var_v = by_row @ (pos * pos) / mass - v0 * v0
+    cov = (ink @ pos) @ pos / mass - u0 * v0  # sum of ink * u * v, over the mass
+    slant = cov / var_v.clamp_min(1e-12)
+    one, zero = torch.ones_like(slant), torch.zeros_like(slant)
+    return torch.stack([one, slant, u0, zero, one, v0], dim=1).view(-1, 2, 3)
+
+
+def compose(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
+    """The affine maps ``outer`` after ``inner`` (both n x 2 x 3): point -> outer(inner(point))."""
+    total = outer[:, :, :2] @ inner
+    total[:, :, 2] += outer[:, :, 2]
+    return total
+
+
 class BatchTransform:
-    """uint8 batch -> normalized float batch, with optional random affine (and elastic) warps.
+    """uint8 batch -> normalized float batch, optionally deskewed and randomly warped.
 
     Each batch costs a few whole-batch ops: the affine matrices come from numpy on n
     values, and the sampling grid is built by broadcasting instead of ``F.affine_grid``,
@@ -196,20 +224,24 @@ class BatchTransform:
     """
 
     def __init__(
-        self, augment: AugmentParams | None = None, generator: torch.Generator | None = None
+        self,
+        augment: AugmentParams | None = None,
+        generator: torch.Generator | None = None,
+        deskew: bool = False,
     ):
         self.augment = augment if augment is not None and augment.enabled else None
         self.generator = generator
+        self.deskew = deskew  # deskewing happens first: augmentation then moves upright digits
         self.strength = 1.0  # scales every augmentation range; see augment_strength()
+        # pixel centres in [-1, 1], just where F.affine_grid(align_corners=False) has them
+        identity = F.affine_grid(torch.eye(2, 3)[None], [1, 1, SIDE, SIDE], align_corners=False)
+        self._centres = identity[0, 0, :, 0].clone()
         if self.augment is not None:
             aug = self.augment
             # the uniform draws scale to: angle, shear, zoom, shift x, shift y
             self._bounds = np.array(
                 [math.radians(aug.rotate), math.radians(aug.shear), aug.scale] + [aug.translate] * 2
             )[:, None]
-            # pixel centres in [-1, 1], just where F.affine_grid(align_corners=False) has them
-            identity = F.affine_grid(torch.eye(2, 3)[None], [1, 1, SIDE, SIDE], align_corners=False)
-            self._centres = identity[0, 0, :, 0].clone()
             if aug.elastic:
                 # each control point's bicubic weight at each of the 28 pixel positions
                 unit = torch.eye(aug.elastic_grid)[:, None, None, :]
@@ -219,8 +251,8 @@ class BatchTransform:
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         with one_thread():
             x = images.float().div_(255)
-            if self.augment is not None:
-                x = self._random_affine(x)
+            if self.augment is not None or self.deskew:
+                x = self._warp(x)
             return x.sub_(MEAN).div_(STD)
 
     def _random_theta(self, n: int) -> torch.Tensor:
@@ -249,16 +281,22 @@ class BatchTransform:
         # bicubic upsampling is separable: B @ shifts @ B.T, B the 28 x side weights
         return self._spread @ shifts @ self._spread.T
 
-    def _random_affine(self, x: torch.Tensor) -> torch.Tensor:
-        """Rotate, shear, scale, translate (and warp) each image of ``x`` by its own amount."""
+    def _warp(self, x: torch.Tensor) -> torch.Tensor:
+        """Deskew, then rotate, shear, scale, translate and warp each image: one resampling."""
         n = x.shape[0]
-        theta = self._random_theta(n).to(x.device)[:, :, :, None, None]  # n x 2 x 3 x 1 x 1
         centres = self._centres.to(x.device)
+        if self.augment is not None:
+            theta = self._random_theta(n).to(x.device)
+        else:
+            theta = torch.eye(2, 3, device=x.device).expand(n, 2, 3)
+        if self.deskew:
+            theta = compose(upright_theta(x, centres), theta.double()).float()
+        theta = theta[:, :, :, None, None]  # n x 2 x 3 x 1 x 1
         # grid[n, :, h, w] = x_w * t0 + y_h * t1 + t2, summed in affine_grid's order; built
         # channels-first (contiguous rows) and handed over as an n x h x w x 2 view
         grid = theta[:, :, 0] * centres + theta[:, :, 1] * centres[:, None]
         grid += theta[:, :, 2]
-        if self.augment.elastic:
+        if self.augment is not None and self.augment.elastic:
             grid += self._random_warp(n).to(x.device)
         grid = grid.permute(0, 2, 3, 1)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

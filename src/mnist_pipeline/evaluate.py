@@ -96,11 +96,13 @@ def run_evaluation(
     grid_path: Path,
 ) -> dict:
     """The evaluate stage: write metrics JSON, confusion CSV and misclassified grid."""
-    _, model = load_checkpoint(checkpoint, expected_model=model_name)
+    loaded = load_checkpoint(checkpoint, expected_model=model_name)
     device = pick_device()
     test_set = DigitFolder(images_dir / "test")
-    model = channels_last(model.to(device))
-    result = run_split(model, test_set.images, test_set.labels, params.batch_size, device)
+    model = channels_last(loaded.model.to(device))
+    result = run_split(
+        model, test_set.images, test_set.labels, params.batch_size, device, loaded.deskew
+    )
     metrics = compute_metrics(result, test_set.labels, count_parameters(model))
     save_misclassified_grid(
         grid_path, test_set.images, test_set.labels, result, params.misclassified

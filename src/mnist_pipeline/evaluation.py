@@ -40,11 +40,15 @@ def run_split(
     labels: torch.Tensor,
     batch_size: int,
     device: torch.device,
+    deskew: bool = False,
 ) -> SplitResult:
-    """Evaluate ``model`` on uint8 ``images`` with their ``labels``; restores train mode after."""
+    """Evaluate ``model`` on uint8 ``images`` with their ``labels``; restores train mode after.
+
+    ``deskew``: whether the model was trained on deskewed digits (its checkpoint says).
+    """
     was_training = model.training
     model.eval()
-    normalize = BatchTransform()
+    normalize = BatchTransform(deskew=deskew)
     logits = torch.cat(
         [
             model(normalize(images[start : start + batch_size].to(device))).float().cpu()

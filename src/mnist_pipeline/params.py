@@ -90,6 +90,7 @@ class TrainParams:
     label_smoothing: float = checked(fraction)
     dropout: float = checked(fraction)
     augment: AugmentParams
+    deskew: bool = False  # shear each digit upright and centre it, in training and after
 
 
 @dataclass(frozen=True)

@@ -99,9 +99,9 @@ def load_digit(path: Path) -> np.ndarray:
 def predict(paths: list[Path], checkpoint: Path, model_name: str | None = None) -> list[Prediction]:
     """The most probable digit, with its probability, for each image in ``paths``."""
     digits = np.stack([load_digit(path) for path in paths])
-    _, model = load_checkpoint(checkpoint, expected_model=model_name)
-    images = BatchTransform()(torch.from_numpy(digits).unsqueeze(1))
-    probabilities = model(images).softmax(dim=1)
+    loaded = load_checkpoint(checkpoint, expected_model=model_name)
+    images = BatchTransform(deskew=loaded.deskew)(torch.from_numpy(digits).unsqueeze(1))
+    probabilities = loaded.model(images).softmax(dim=1)
     best, digit = probabilities.max(dim=1)
     return [
         Prediction(path, int(d), float(p))

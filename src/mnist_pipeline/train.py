@@ -189,7 +189,7 @@ def train_model(
     loader = make_loader(
         train_set, params.batch_size, True, generator, pin_memory=device.type == "cuda"
     )
-    transform = BatchTransform(params.augment, generator)
+    transform = BatchTransform(params.augment, generator, deskew=params.deskew)
     optimizer = make_optimizer(model, params)
     schedule = make_schedule(optimizer, params, params.epochs * len(loader))
     log.info(
@@ -210,7 +210,7 @@ def train_model(
             loss_sum, correct = train_epoch(
                 name, epoch, model, batches, optimizer, schedule, params
             )
-        test = run_split(model, test_set.images, test_set.labels, EVAL_BATCH, device)
+        test = run_split(model, test_set.images, test_set.labels, EVAL_BATCH, device, params.deskew)
         record = EpochRecord(
             epoch=epoch,
             train_loss=loss_sum / len(train_set),

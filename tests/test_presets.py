@@ -1,0 +1,43 @@
+"""The reference preset: its params file and the one-line DVC command give one recipe."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from dvc.utils.hydra import apply_overrides
+
+from conftest import REPO_ROOT
+from mnist_pipeline.params import load_params
+
+sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+from seeds import load_recipe  # noqa: E402
+
+
+def readme_overrides() -> list[str]:
+    """The ``-S`` values of the README's ``dvc exp run -n reference`` command."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    command = readme[readme.index("dvc exp run -n reference") :].split("```")[0]
+    return re.findall(r"-S '([^']+)'", command)
+
+
+def test_readme_command_and_preset_file_give_the_same_recipe(tmp_path: Path) -> None:
+    overrides = readme_overrides()
+    assert len(overrides) == 2
+    params_file = tmp_path / "params.yaml"
+    shutil.copy(REPO_ROOT / "params.yaml", params_file)
+    apply_overrides(params_file, overrides)  # what `dvc exp run -S` does to params.yaml
+    by_command = load_params(params_file).models
+    by_preset = load_recipe(REPO_ROOT / "params.yaml", "reference").models
+    assert by_command == by_preset
+    for recipe in by_preset.values():  # the reference recipe, nothing of the defaults
+        assert (recipe.epochs, recipe.batch_size, recipe.lr, recipe.schedule) == (
+            15,
+            64,
+            pytest.approx(0.01),
+            "constant",
+        )
+        assert not recipe.augment.enabled and not recipe.deskew and not recipe.augment.fade
