@@ -11,13 +11,12 @@ from other processes hits them alike; each figure is the median over rounds.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from benchlib import REPO_ROOT, Figure, median, show, timed
+from benchlib import Figure, bench_parser, median, show, timed
 from mnist_pipeline.data import MEAN, STD, BatchTransform, DigitFolder, make_loader
 from mnist_pipeline.params import TrainParams, load_params
 from mnist_pipeline.runtime import make_deterministic
@@ -69,11 +68,7 @@ def run(images_dir: Path, params: TrainParams, repeats: int) -> list[Figure]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=Path, default=REPO_ROOT / "data" / "images")
-    parser.add_argument("--params", type=Path, default=REPO_ROOT / "params.yaml")
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    args = bench_parser(__doc__, "images", "params").parse_args()
     show(run(args.images, load_params(args.params).models["lenet5"], args.repeats))
 
 

@@ -12,13 +12,12 @@ the same architecture (the same arithmetic). Figures are medians over repeats.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
 import torch
 
-from benchlib import REPO_ROOT, Result, limit, median, show, timed
+from benchlib import REPO_ROOT, Result, bench_parser, limit, median, show, timed
 from mnist_pipeline.checkpoint import load_checkpoint, save_checkpoint
 from mnist_pipeline.data import DigitFolder
 from mnist_pipeline.evaluate import run_evaluation
@@ -76,11 +75,7 @@ def run(images_dir: Path, params: Params, repeats: int) -> list[Result]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=Path, default=REPO_ROOT / "data" / "images")
-    parser.add_argument("--params", type=Path, default=REPO_ROOT / "params.yaml")
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    args = bench_parser(__doc__, "images", "params").parse_args()
     show(run(args.images, load_params(args.params), args.repeats))
 
 

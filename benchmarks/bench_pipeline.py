@@ -17,7 +17,6 @@ builds the rest on the real 70,000 images. Then:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from benchlib import REPO_ROOT, Check, Figure, Result, limit, median, show, timed
+from benchlib import REPO_ROOT, Check, Figure, Result, bench_parser, limit, median, show, timed
 from mnist_pipeline.extract import MANIFEST, extract
 
 COPIED = ["dvc.yaml", ".dvcignore", "stages", "src", ".dvc/config"]
@@ -177,10 +176,7 @@ def run(raw_dir: Path, repeats: int, epochs: int = 1, verify: bool = True) -> li
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--raw", type=Path, default=REPO_ROOT / "data" / "raw")
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    args = bench_parser(__doc__, "raw").parse_args()
     show(run(args.raw.resolve(), args.repeats))
 
 

@@ -12,7 +12,6 @@ Rounds alternate the two; each figure is the median over rounds.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 from pathlib import Path
@@ -22,7 +21,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars between the figur
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from benchlib import REPO_ROOT, Figure, median, show, timed  # noqa: E402
+from benchlib import Figure, bench_parser, median, show, timed  # noqa: E402
 from mnist_pipeline.data import BatchTransform, DigitFolder, make_loader  # noqa: E402
 from mnist_pipeline.params import TrainParams, load_params  # noqa: E402
 from mnist_pipeline.runtime import cpu_threads, make_deterministic  # noqa: E402
@@ -92,11 +91,8 @@ def run(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=Path, default=REPO_ROOT / "data" / "images")
-    parser.add_argument("--params", type=Path, default=REPO_ROOT / "params.yaml")
+    parser = bench_parser(__doc__, "images", "params")
     parser.add_argument("--models", nargs="+", default=list(TARGETS))
-    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     params = load_params(args.params).models
     show(run(args.images, params, args.models, args.repeats))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
@@ -13,6 +14,20 @@ from pathlib import Path
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+INPUTS = {  # what a benchmark may read, and where `make bench` has it
+    "images": REPO_ROOT / "data" / "images",
+    "raw": REPO_ROOT / "data" / "raw",
+    "params": REPO_ROOT / "params.yaml",
+}
+
+
+def bench_parser(doc: str, *inputs: str) -> argparse.ArgumentParser:
+    """A benchmark's command line: ``--repeats`` and each named input of ``INPUTS``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    for name in inputs:
+        parser.add_argument(f"--{name}", type=Path, default=INPUTS[name])
+    return parser
 
 
 @dataclass(frozen=True)

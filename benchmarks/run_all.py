@@ -9,7 +9,6 @@ sides. RESULTS.md records the figures with a line about the machine and its load
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import sys
@@ -22,7 +21,7 @@ import bench_data  # noqa: E402
 import bench_eval  # noqa: E402
 import bench_pipeline  # noqa: E402
 import bench_train  # noqa: E402
-from benchlib import REPO_ROOT, Check, Figure, Result, machine_line, show  # noqa: E402
+from benchlib import REPO_ROOT, Check, Figure, Result, bench_parser, machine_line, show  # noqa: E402
 from mnist_pipeline.params import load_params  # noqa: E402
 
 BENCHES = ("data", "train", "eval", "pipeline")
@@ -61,12 +60,8 @@ def markdown(results: list[Result], start: str, end: str, command: str, seconds:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = bench_parser(__doc__, "images", "raw", "params")
     parser.add_argument("--only", nargs="+", choices=BENCHES, default=list(BENCHES))
-    parser.add_argument("--images", type=Path, default=REPO_ROOT / "data" / "images")
-    parser.add_argument("--raw", type=Path, default=REPO_ROOT / "data" / "raw")
-    parser.add_argument("--params", type=Path, default=REPO_ROOT / "params.yaml")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "RESULTS.md")
     args = parser.parse_args()
     params = load_params(args.params)
