@@ -3,9 +3,10 @@ torchvision's ImageFolder with per-sample transforms and 2 DataLoader workers.
 
     python benchmarks/bench_data.py [--images data/images] [--repeats 3]
 
-The project's epoch is DigitFolder + make_loader + BatchTransform (augmentation on, then
-off), batch size and augmentation from ``models.lenet5`` in params.yaml. Its one-time
-decode of the PNGs is timed on its own. Rounds interleave the three epochs so that load
+The project's epoch is DigitFolder + make_loader + BatchTransform as train_model runs
+them: with ``models.lenet5``'s augmentation and deskewing from params.yaml, then with
+neither; batch size from there too. Its one-time work, decoding the PNGs and computing
+the deskew matrices, is timed on its own. Rounds interleave the three epochs so that load
 from other processes hits them alike; each figure is the median over rounds.
 """
 
@@ -13,11 +14,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
 from benchlib import Figure, bench_parser, median, show, timed
-from mnist_pipeline.data import MEAN, STD, BatchTransform, DigitFolder, make_loader
+from mnist_pipeline.data import (
+    MEAN,
+    STD,
+    BatchTransform,
+    DigitFolder,
+    make_loader,
+    upright_thetas,
+)
 from mnist_pipeline.params import TrainParams, load_params
 from mnist_pipeline.runtime import make_deterministic
 
@@ -30,11 +39,13 @@ def baseline_epoch(folder: datasets.ImageFolder, batch_size: int) -> int:
     return sum(len(labels) for _, labels in loader)
 
 
-def project_epoch(dataset: DigitFolder, batch_size: int, transform: BatchTransform) -> int:
+def project_epoch(
+    dataset: DigitFolder, batch_size: int, transform: BatchTransform, uprights: torch.Tensor
+) -> int:
     """Every training batch of one epoch, shuffled and transformed as train_model does."""
     seen = 0
-    for images, labels in make_loader(dataset, batch_size, True, transform.generator):
-        transform(images)
+    for images, labels, index in make_loader(dataset, batch_size, True, transform.generator):
+        transform(images, uprights.index_select(0, index) if transform.deskew else None)
         seen += len(labels)
     return seen
 
@@ -51,19 +62,27 @@ def run(images_dir: Path, params: TrainParams, repeats: int) -> list[Figure]:
     decode = [timed(lambda: DigitFolder(train_dir)) for _ in range(max(1, repeats // 2))]
     dataset = DigitFolder(train_dir)
     assert len(dataset) == len(folder), "ImageFolder and DigitFolder disagree on the images"
-    augmented = BatchTransform(params.augment, generator)
+    deskewing = [timed(lambda: upright_thetas(dataset.images)) for _ in range(len(decode))]
+    uprights = upright_thetas(dataset.images)
+    augmented = BatchTransform(params.augment, generator, deskew=params.deskew)
     plain = BatchTransform(None, generator)
     baseline, with_aug, without_aug = [], [], []
     for _ in range(repeats):
         baseline.append(timed(lambda: baseline_epoch(folder, params.batch_size)))
-        with_aug.append(timed(lambda: project_epoch(dataset, params.batch_size, augmented)))
-        without_aug.append(timed(lambda: project_epoch(dataset, params.batch_size, plain)))
+        with_aug.append(
+            timed(lambda: project_epoch(dataset, params.batch_size, augmented, uprights))
+        )
+        without_aug.append(
+            timed(lambda: project_epoch(dataset, params.batch_size, plain, uprights))
+        )
     reference = f"ImageFolder epoch, 2 workers (batch {params.batch_size})"
     base = median(baseline)
+    on = "augmentation" + (" and deskewing" if params.deskew else "") + " on"
+    one_time = f"one-time decode of {len(dataset)} PNGs + deskew matrices"
     return [
-        Figure(GOAL, "project epoch, augmentation on", median(with_aug), reference, base, 20),
+        Figure(GOAL, f"project epoch, {on}", median(with_aug), reference, base, 20),
         Figure(GOAL, "project epoch, augmentation off", median(without_aug), reference, base, 100),
-        Figure(GOAL, f"one-time decode of {len(dataset)} PNGs", median(decode), reference, base),
+        Figure(GOAL, one_time, median(decode) + median(deskewing), reference, base),
     ]
 
 

@@ -43,7 +43,7 @@ def epoch_batches(params: TrainParams, train_set: DigitFolder) -> Batches:
     generator = make_deterministic(params.seed)
     transform = BatchTransform(params.augment, generator)
     loader = make_loader(train_set, params.batch_size, True, generator)
-    return [(transform(images), labels) for images, labels in loader]
+    return [(transform(images), labels) for images, labels, _ in loader]
 
 
 def bare_epoch(name: str, params: TrainParams, batches: Batches, all_cores: bool = False) -> None:

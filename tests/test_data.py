@@ -23,8 +23,10 @@ from mnist_pipeline.data import (
     in_runs,
     make_loader,
     one_thread,
+    pixel_centres,
     prefetch,
     upright_theta,
+    upright_thetas,
 )
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.extract import MANIFEST
@@ -45,7 +47,7 @@ def epochs(dataset: DigitFolder, seed: int, augment: AugmentParams | None, count
     generator = torch.Generator().manual_seed(seed)
     loader = make_loader(dataset, 64, True, generator)
     transform = BatchTransform(augment, generator)
-    return [(transform(x), y) for _ in range(count) for x, y in loader]
+    return [(transform(x), y) for _ in range(count) for x, y, _ in loader]
 
 
 def test_folder_holds_every_digit_in_index_order(train_set: DigitFolder, small_splits: Splits):
@@ -58,10 +60,11 @@ def test_folder_holds_every_digit_in_index_order(train_set: DigitFolder, small_s
 
 def test_getitems_returns_what_per_item_indexing_does(train_set: DigitFolder) -> None:
     indices = [5, 0, 999, 5, 123]
-    images, labels = train_set.__getitems__(indices)
+    images, labels, index = train_set.__getitems__(indices)
     assert torch.equal(images, torch.stack([train_set[i][0] for i in indices]))
     assert labels.tolist() == [train_set[i][1] for i in indices]
-    tensor_images, _ = train_set.__getitems__(torch.tensor(indices))
+    assert index.tolist() == indices
+    tensor_images, _, _ = train_set.__getitems__(torch.tensor(indices))
     assert torch.equal(tensor_images, images)
 
 
@@ -103,9 +106,12 @@ def test_an_epoch_serves_every_image_once(train_set: DigitFolder, batch_size: in
     loader = make_loader(train_set, batch_size, True, torch.Generator().manual_seed(0))
     batches = list(loader)
     assert len(batches) == len(loader) == math.ceil(len(train_set) / batch_size)
-    assert all(len(y) == batch_size for _, y in batches[:-1])
-    images = torch.cat([x for x, _ in batches]).flatten(1)
-    order = torch.cat([y for _, y in batches])
+    assert all(len(y) == batch_size for _, y, _ in batches[:-1])
+    images = torch.cat([x for x, _, _ in batches]).flatten(1)
+    order = torch.cat([y for _, y, _ in batches])
+    index = torch.cat([i for _, _, i in batches])
+    assert torch.equal(images, train_set.images.flatten(1)[index])  # each batch says its images
+    assert torch.equal(index.sort().values, torch.arange(len(train_set)))
     assert images.dtype == torch.uint8 and images.shape == train_set.images.flatten(1).shape
     # the same digits, reordered: sorting rows of pixels undoes the shuffle
     assert torch.equal(images.unique(dim=0), train_set.images.flatten(1).unique(dim=0))
@@ -114,7 +120,7 @@ def test_an_epoch_serves_every_image_once(train_set: DigitFolder, batch_size: in
 
 
 def test_unshuffled_loader_keeps_the_folder_order(train_set: DigitFolder) -> None:
-    images = torch.cat([x for x, _ in make_loader(train_set, 300, False)])
+    images = torch.cat([x for x, _, _ in make_loader(train_set, 300, False)])
     assert torch.equal(images, train_set.images)
 
 
@@ -126,7 +132,7 @@ def test_batches_and_draws_match_torchs_own_samplers(train_set: DigitFolder) -> 
     )
     loader = make_loader(train_set, 96, True, ours)
     for _ in range(2):
-        for (x, y), (ref_x, ref_y) in zip(loader, reference, strict=True):
+        for (x, y, _), (ref_x, ref_y, _) in zip(loader, reference, strict=True):
             assert torch.equal(x, ref_x) and torch.equal(y, ref_y)
         assert torch.equal(ours.get_state(), theirs.get_state())
 
@@ -232,7 +238,7 @@ def slanted_bar(slant: float, shift: int) -> torch.Tensor:
 
 def slants(images: torch.Tensor) -> torch.Tensor:
     """Each image's slant (deskew's shear) and centroid offset, from its ink's moments."""
-    theta = upright_theta(images, BatchTransform()._centres)
+    theta = upright_theta(images, pixel_centres())
     return theta[:, 0, 1], theta[:, :, 2]
 
 
@@ -257,6 +263,17 @@ def test_deskew_then_augment_is_one_resampling_with_the_same_draws(
     assert not torch.equal(out, plain)
     assert torch.equal(both.generator.get_state(), alone.generator.get_state())
     assert out.min() >= LOW - 1e-5 and out.max() <= HIGH + 1e-5
+
+
+def test_deskew_matrices_computed_once_match_those_of_each_batch(train_set: DigitFolder) -> None:
+    """Training looks each image's deskew matrix up: the batches must not change by a bit."""
+    uprights = upright_thetas(train_set.images, chunk=333)
+    index = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(1))[:100]
+    images = train_set.images[index]
+    looked_up = BatchTransform(AUGMENT, torch.Generator().manual_seed(5), deskew=True)
+    computed = BatchTransform(AUGMENT, torch.Generator().manual_seed(5), deskew=True)
+    assert torch.equal(looked_up(images, uprights[index]), computed(images))
+    assert upright_thetas(train_set.images[:0]).shape == (0, 2, 3)
 
 
 def test_deskew_leaves_a_blank_image_blank() -> None:

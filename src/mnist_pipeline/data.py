@@ -18,7 +18,7 @@ import queue
 import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -33,8 +33,15 @@ from mnist_pipeline.png import SIDE, decode_digits
 
 MEAN, STD = 0.1307, 0.3081
 
-Batch = tuple[torch.Tensor, torch.Tensor]  # uint8 images B x 1 x 28 x 28, int64 labels B
 T = TypeVar("T")
+
+
+class Batch(NamedTuple):
+    """One batch as :class:`DigitFolder` serves it."""
+
+    images: torch.Tensor  # uint8, B x 1 x 28 x 28
+    labels: torch.Tensor  # int64, B
+    index: torch.Tensor  # int64, B: where each image sits in the dataset
 
 
 @contextlib.contextmanager
@@ -111,7 +118,8 @@ class DigitFolder(Dataset[tuple[torch.Tensor, int]]):
         """One whole batch in a single indexing operation (DataLoader's batched fetch)."""
         index = torch.as_tensor(indices)
         with one_thread():
-            return self.images.index_select(0, index), self.labels.index_select(0, index)
+            images, labels = self.images.index_select(0, index), self.labels.index_select(0, index)
+        return Batch(images, labels, index)
 
 
 def _keep_batch(batch: Batch) -> Batch:
@@ -184,6 +192,12 @@ def augment_strength(augment: AugmentParams, epoch: int, epochs: int) -> float:
     return min(1.0, remaining / augment.fade)
 
 
+def pixel_centres() -> torch.Tensor:
+    """The 28 pixel centres in [-1, 1], just where F.affine_grid(align_corners=False) has them."""
+    identity = F.affine_grid(torch.eye(2, 3)[None], [1, 1, SIDE, SIDE], align_corners=False)
+    return identity[0, 0, :, 0].clone()
+
+
 def upright_theta(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     """n x 2 x 3 affine matrices that deskew each image of ``x``: ink upright and centred.
 
@@ -203,6 +217,19 @@ def upright_theta(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     slant = cov / var_v.clamp_min(1e-12)
     one, zero = torch.ones_like(slant), torch.zeros_like(slant)
     return torch.stack([one, slant, u0, zero, one, v0], dim=1).view(-1, 2, 3)
+
+
+def upright_thetas(images: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """:func:`upright_theta` of every uint8 image in ``images``, computed once for a split.
+
+    Each image's matrix depends on its pixels alone, so it is the same to the bit as the
+    one computed from any batch holding the image; training looks them up per batch
+    instead of computing them again every epoch. Chunks bound the float64 working set.
+    """
+    centres = pixel_centres()
+    with one_thread():
+        parts = [upright_theta(part.float().div_(255), centres) for part in images.split(chunk)]
+    return torch.cat(parts) if parts else torch.empty(0, 2, 3, dtype=torch.float64)
 
 
 def compose(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
@@ -233,9 +260,7 @@ class BatchTransform:
         self.generator = generator
         self.deskew = deskew  # deskewing happens first: augmentation then moves upright digits
         self.strength = 1.0  # scales every augmentation range; see augment_strength()
-        # pixel centres in [-1, 1], just where F.affine_grid(align_corners=False) has them
-        identity = F.affine_grid(torch.eye(2, 3)[None], [1, 1, SIDE, SIDE], align_corners=False)
-        self._centres = identity[0, 0, :, 0].clone()
+        self._centres = pixel_centres()
         if self.augment is not None:
             aug = self.augment
             # the uniform draws scale to: angle, shear, zoom, shift x, shift y
@@ -248,11 +273,12 @@ class BatchTransform:
                 spread = F.interpolate(unit, size=(1, SIDE), mode="bicubic", align_corners=True)
                 self._spread = spread[:, 0, 0, :].T.contiguous()
 
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, upright: torch.Tensor | None = None) -> torch.Tensor:
+        """Transform a uint8 batch; ``upright``: its deskew matrices, if already computed."""
         with one_thread():
             x = images.float().div_(255)
             if self.augment is not None or self.deskew:
-                x = self._warp(x)
+                x = self._warp(x, upright)
             return x.sub_(MEAN).div_(STD)
 
     def _random_theta(self, n: int) -> torch.Tensor:
@@ -281,7 +307,7 @@ class BatchTransform:
         # bicubic upsampling is separable: B @ shifts @ B.T, B the 28 x side weights
         return self._spread @ shifts @ self._spread.T
 
-    def _warp(self, x: torch.Tensor) -> torch.Tensor:
+    def _warp(self, x: torch.Tensor, upright: torch.Tensor | None) -> torch.Tensor:
         """Deskew, then rotate, shear, scale, translate and warp each image: one resampling."""
         n = x.shape[0]
         centres = self._centres.to(x.device)
@@ -290,7 +316,8 @@ class BatchTransform:
         else:
             theta = torch.eye(2, 3, device=x.device).expand(n, 2, 3)
         if self.deskew:
-            theta = compose(upright_theta(x, centres), theta.double()).float()
+            upright = upright_theta(x, centres) if upright is None else upright.to(x.device)
+            theta = compose(upright, theta.double()).float()
         theta = theta[:, :, :, None, None]  # n x 2 x 3 x 1 x 1
         # grid[n, :, h, w] = x_w * t0 + y_h * t1 + t2, summed in affine_grid's order; built
         # channels-first (contiguous rows) and handed over as an n x h x w x 2 view

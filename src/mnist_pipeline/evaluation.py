@@ -33,6 +33,29 @@ def channels_last(model: nn.Module) -> nn.Module:
     return model.to(memory_format=torch.channels_last)
 
 
+def model_inputs(
+    images: torch.Tensor, batch_size: int, device: torch.device, deskew: bool = False
+) -> list[torch.Tensor]:
+    """uint8 ``images`` as the normalized (and, with ``deskew``, deskewed) batches a model reads."""
+    normalize = BatchTransform(deskew=deskew)
+    return [
+        normalize(images[start : start + batch_size].to(device))
+        for start in range(0, len(images), batch_size)
+    ]
+
+
+@torch.inference_mode()
+def run_inputs(model: nn.Module, inputs: list[torch.Tensor], labels: torch.Tensor) -> SplitResult:
+    """Evaluate ``model`` on batches from :func:`model_inputs`; restores train mode after."""
+    was_training = model.training
+    model.eval()
+    logits = torch.cat([model(batch).float().cpu() for batch in inputs])
+    model.train(was_training)
+    loss = F.cross_entropy(logits, labels).item()
+    accuracy = (logits.argmax(dim=1) == labels).double().mean().item()
+    return SplitResult(logits, loss, accuracy)
+
+
 @torch.inference_mode()
 def run_split(
     model: nn.Module,
@@ -46,16 +69,4 @@ def run_split(
 
     ``deskew``: whether the model was trained on deskewed digits (its checkpoint says).
     """
-    was_training = model.training
-    model.eval()
-    normalize = BatchTransform(deskew=deskew)
-    logits = torch.cat(
-        [
-            model(normalize(images[start : start + batch_size].to(device))).float().cpu()
-            for start in range(0, len(images), batch_size)
-        ]
-    )
-    model.train(was_training)
-    loss = F.cross_entropy(logits, labels).item()
-    accuracy = (logits.argmax(dim=1) == labels).double().mean().item()
-    return SplitResult(logits, loss, accuracy)
+    return run_inputs(model, model_inputs(images, batch_size, device, deskew), labels)

@@ -30,9 +30,10 @@ from mnist_pipeline.data import (
     in_runs,
     make_loader,
     prefetch,
+    upright_thetas,
 )
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.evaluation import channels_last, run_split
+from mnist_pipeline.evaluation import channels_last, model_inputs, run_inputs
 from mnist_pipeline.models import build_model, count_parameters
 from mnist_pipeline.params import TrainParams
 from mnist_pipeline.runtime import cpu_threads, make_deterministic, pick_device
@@ -40,6 +41,7 @@ from mnist_pipeline.runtime import cpu_threads, make_deterministic, pick_device
 log = logging.getLogger(__name__)
 EVAL_BATCH = 1000
 PREPARED_RUN = 64  # batches augmented back to back between runs of steps (26 MB)
+Inputs = tuple[torch.Tensor, torch.Tensor]  # a batch as the model reads it: floats, labels
 
 
 @dataclass(frozen=True)
@@ -103,15 +105,22 @@ def check_batch_size(params: TrainParams, name: str, train_size: int) -> None:
 
 
 def transformed(
-    loader: Iterable[Batch], transform: BatchTransform, device: torch.device
-) -> Iterator[Batch]:
-    """The loader's batches on ``device``, normalized and augmented."""
-    for images, labels in loader:
-        images = transform(images.to(device, non_blocking=True))
+    loader: Iterable[Batch],
+    transform: BatchTransform,
+    device: torch.device,
+    uprights: torch.Tensor | None = None,
+) -> Iterator[Inputs]:
+    """The loader's images and labels on ``device``, normalized and augmented.
+
+    ``uprights``: the split's deskew matrices (:func:`upright_thetas`), looked up per batch.
+    """
+    for images, labels, index in loader:
+        upright = None if uprights is None else uprights.index_select(0, index)
+        images = transform(images.to(device, non_blocking=True), upright)
         yield images, labels.to(device, non_blocking=True)
 
 
-def ahead(batches: Iterator[Batch], spare_core: bool) -> Iterator[Batch]:
+def ahead(batches: Iterator[Inputs], spare_core: bool) -> Iterator[Inputs]:
     """``batches``, prepared ahead of the steps that use them.
 
     With a core the model does not use, a background thread prepares the next batches
@@ -142,7 +151,7 @@ def train_epoch(
     name: str,
     epoch: int,
     model: nn.Module,
-    batches: Iterable[Batch],
+    batches: Iterable[Inputs],
     optimizer: torch.optim.Optimizer,
     schedule: torch.optim.lr_scheduler.LRScheduler,
     params: TrainParams,
@@ -190,6 +199,10 @@ def train_model(
         train_set, params.batch_size, True, generator, pin_memory=device.type == "cuda"
     )
     transform = BatchTransform(params.augment, generator, deskew=params.deskew)
+    # what never changes between epochs is computed once: the training digits' deskew
+    # matrices and the test pass's input batches
+    uprights = upright_thetas(train_set.images) if params.deskew else None
+    test_inputs = model_inputs(test_set.images, EVAL_BATCH, device, params.deskew)
     optimizer = make_optimizer(model, params)
     schedule = make_schedule(optimizer, params, params.epochs * len(loader))
     log.info(
@@ -205,12 +218,12 @@ def train_model(
     bar = tqdm(range(1, params.epochs + 1), desc=f"train {name}", unit="epoch")
     for epoch in bar:
         transform.strength = augment_strength(params.augment, epoch, params.epochs)
-        batches = ahead(transformed(loader, transform, device), spare_core=threads < cores)
+        batches = ahead(transformed(loader, transform, device, uprights), threads < cores)
         with contextlib.closing(batches):  # stops the prefetch thread if a step raises
             loss_sum, correct = train_epoch(
                 name, epoch, model, batches, optimizer, schedule, params
             )
-        test = run_split(model, test_set.images, test_set.labels, EVAL_BATCH, device, params.deskew)
+        test = run_inputs(model, test_inputs, test_set.labels)
         record = EpochRecord(
             epoch=epoch,
             train_loss=loss_sum / len(train_set),
