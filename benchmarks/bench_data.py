@@ -29,7 +29,9 @@ from mnist_pipeline.data import (
 )
 from mnist_pipeline.params import TrainParams, load_params
 from mnist_pipeline.runtime import make_deterministic
+from mnist_pipeline.train import transformed
 
+CPU = torch.device("cpu")
 GOAL = "1 data path"
 
 
@@ -42,12 +44,10 @@ def baseline_epoch(folder: datasets.ImageFolder, batch_size: int) -> int:
 def project_epoch(
     dataset: DigitFolder, batch_size: int, transform: BatchTransform, uprights: torch.Tensor
 ) -> int:
-    """Every training batch of one epoch, shuffled and transformed as train_model does."""
-    seen = 0
-    for images, labels, index in make_loader(dataset, batch_size, True, transform.generator):
-        transform(images, uprights.index_select(0, index) if transform.deskew else None)
-        seen += len(labels)
-    return seen
+    """Every training batch of one epoch, shuffled and transformed by train_model's code."""
+    loader = make_loader(dataset, batch_size, True, transform.generator)
+    lookup = uprights if transform.deskew else None
+    return sum(len(labels) for _, labels in transformed(loader, transform, CPU, lookup))
 
 
 def run(images_dir: Path, params: TrainParams, repeats: int) -> list[Figure]:
