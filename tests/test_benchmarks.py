@@ -48,8 +48,10 @@ def test_data_train_and_eval_benchmarks_report_their_goals(
     data = bench.bench_data.run(small_images, params.models["lenet5"], repeats=1)
     assert [f.target for f in data] == [20, 100, None]
     train = bench.bench_train.run(small_images, params.models, ["lenet5", "mlp"], repeats=1)
-    # per model: the goal, the 1-epoch run; the MLP also beside all cores
-    assert [f.target for f in train] == [1.15, None, 1.5, None, None]
+    # per model: the goal (fastest rounds), the medians, the 1-epoch run; the MLP also
+    # beside all cores
+    assert [f.target for f in train] == [1.15, None, None, 1.5, None, None, None]
+    assert "fastest of 5 rounds" in train[0].what and "median of 5" in train[1].what
     evaluation = bench.bench_eval.run(small_images, params, repeats=1)
     results = data + train + evaluation
     check_figures(results, {"1 data path", "2 training loop", "5 evaluation"})
