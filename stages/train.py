@@ -2,19 +2,14 @@
 
 from pathlib import Path
 
-from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.params import load_params
-from mnist_pipeline.stage import run_stage
+from mnist_pipeline.stage import model_argument, run_stage
 from mnist_pipeline.train import run_training
 
 
 def main(argv: list[str]) -> None:
     params = load_params()
-    if len(argv) != 1 or argv[0] not in params.models:
-        raise PipelineError(
-            f"usage: {Path(__file__).name} MODEL, one of: {', '.join(params.models)}"
-        )
-    name = argv[0]
+    name = model_argument(argv, params.models)
     run_training(
         name,
         params.models[name],

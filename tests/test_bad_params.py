@@ -113,3 +113,12 @@ def test_train_stage_rejects_a_batch_larger_than_the_data(
     assert "epoch" not in stderr  # stopped before training
     assert not (tmp_path / "models").exists()
     assert not (tmp_path / "plots").exists()
+
+
+@pytest.mark.parametrize("script", ["train", "evaluate"])
+def test_model_stages_name_the_models_params_yaml_has(tmp_path: Path, script: str) -> None:
+    code, stderr = stage(tmp_path, fast_params(), script, "lenet")
+    assert code == 1
+    assert f"usage: {script}.py MODEL, one of: lenet5, mlp" in stderr
+    assert "Traceback" not in stderr
+    assert not (tmp_path / "models").exists()

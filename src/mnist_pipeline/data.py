@@ -219,6 +219,11 @@ def upright_theta(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
     return torch.stack([one, slant, u0, zero, one, v0], dim=1).view(-1, 2, 3)
 
 
+def to_unit(images: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels as floats in [0, 1]: what deskewing measures and normalizing starts from."""
+    return images.float().div_(255)
+
+
 def upright_thetas(images: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
     """:func:`upright_theta` of every uint8 image in ``images``, computed once for a split.
 
@@ -228,7 +233,7 @@ def upright_thetas(images: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
     """
     centres = pixel_centres()
     with one_thread():
-        parts = [upright_theta(part.float().div_(255), centres) for part in images.split(chunk)]
+        parts = [upright_theta(to_unit(part), centres) for part in images.split(chunk)]
     return torch.cat(parts) if parts else torch.empty(0, 2, 3, dtype=torch.float64)
 
 
@@ -276,7 +281,7 @@ class BatchTransform:
     def __call__(self, images: torch.Tensor, upright: torch.Tensor | None = None) -> torch.Tensor:
         """Transform a uint8 batch; ``upright``: its deskew matrices, if already computed."""
         with one_thread():
-            x = images.float().div_(255)
+            x = to_unit(images)
             if self.augment is not None or self.deskew:
                 x = self._warp(x, upright)
             return x.sub_(MEAN).div_(STD)

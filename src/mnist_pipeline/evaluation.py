@@ -56,7 +56,6 @@ def run_inputs(model: nn.Module, inputs: list[torch.Tensor], labels: torch.Tenso
     return SplitResult(logits, loss, accuracy)
 
 
-@torch.inference_mode()
 def run_split(
     model: nn.Module,
     images: torch.Tensor,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from pathlib import Path
 
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.runtime import setup_logging
@@ -24,3 +25,11 @@ def run_stage(main: Callable[[list[str]], None]) -> None:
     except KeyboardInterrupt:
         logging.getLogger("stage").error("interrupted: no output was written")
         sys.exit(130)
+
+
+def model_argument(argv: list[str], models: Collection[str]) -> str:
+    """The one command-line argument of a per-model stage: a model that params.yaml names."""
+    if len(argv) != 1 or argv[0] not in models:
+        script = Path(sys.argv[0]).name
+        raise PipelineError(f"usage: {script} MODEL, one of: {', '.join(models)}")
+    return argv[0]
