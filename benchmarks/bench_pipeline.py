@@ -34,13 +34,23 @@ from pathlib import Path
 
 import yaml
 
-from benchlib import REPO_ROOT, Check, Figure, Result, bench_parser, limit, median, show, timed
+from benchlib import (
+    REPO_ROOT,
+    Check,
+    Figure,
+    Result,
+    bench_parser,
+    limit,
+    median,
+    rounds_for_fastest,
+    show,
+    timed,
+)
 from mnist_pipeline.extract import MANIFEST, extract
 
 COPIED = ["dvc.yaml", ".dvcignore", "stages", "src", ".dvc/config"]
 BIN = Path(sys.executable).parent  # the virtual environment's python and dvc
 NOOP_LIMIT_S, EXTRACT_LIMIT_S, MEMORY_LIMIT_GB = 3.0, 10.0, 1.5
-EXTRACT_ROUNDS = 5  # at least: the file system's time varies several-fold between rounds
 MLP_DOWNSTREAM = {"train@mlp", "evaluate@mlp", "report"}
 
 
@@ -193,7 +203,7 @@ def run(raw_dir: Path, repeats: int, epochs: int = 1, verify: bool = True) -> li
     """``verify``: check the tarballs hold the full 70,000 (False for a smaller set)."""
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         root = Path(tmp)
-        extract_times = time_extract(raw_dir, root, max(repeats, EXTRACT_ROUNDS), verify)
+        extract_times = time_extract(raw_dir, root, rounds_for_fastest(repeats), verify)
         repo = make_repo(root, raw_dir, epochs, verify)
         built = ran_stages(command(["dvc", "repro"], repo))
         assert "extract" in built, f"the first dvc repro ran only {sorted(built)}"

@@ -25,7 +25,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars between the figur
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from benchlib import Figure, bench_parser, median, show, timed  # noqa: E402
+from benchlib import Figure, bench_parser, median, rounds_for_fastest, show, timed  # noqa: E402
 from mnist_pipeline.data import BatchTransform, DigitFolder, make_loader  # noqa: E402
 from mnist_pipeline.params import TrainParams, load_params  # noqa: E402
 from mnist_pipeline.runtime import cpu_threads, make_deterministic  # noqa: E402
@@ -39,7 +39,6 @@ from mnist_pipeline.train import (  # noqa: E402
 GOAL = "2 training loop"
 TARGETS = {"lenet5": 1.15, "mlp": 1.5}
 EXTRA_EPOCHS = 2  # an epoch's cost: train_model of 1 + 2 epochs against 1 epoch
-TRAIN_ROUNDS = 5  # at least: single timings here swing by a third
 
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -82,7 +81,7 @@ def run(
         threads = compute_threads(training_model(name, params, torch.device("cpu")))
         spare = threads < cpu_threads()  # then also the bare step on every core, for scale
         one, more, bare, bare_all = [], [], [], []
-        rounds = max(repeats, TRAIN_ROUNDS)
+        rounds = rounds_for_fastest(repeats)
         for _ in range(rounds):
             bare.append(timed(lambda: bare_epoch(name, params, batches)))  # noqa: B023
             one.append(timed(lambda: train_model(name, params, train_set, test_set)))  # noqa: B023

@@ -117,6 +117,19 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+FASTEST_OF = 5  # rounds at least, for a goal read on the fastest round
+
+
+def rounds_for_fastest(repeats: int) -> int:
+    """Rounds for a goal read on its fastest round, as ``timeit`` reads one.
+
+    On a shared machine the same run's time swings between rounds by more than a goal's
+    margin (a third for a training epoch, several-fold for writing 70,000 files); the
+    fastest of at least :data:`FASTEST_OF` rounds is the least disturbed.
+    """
+    return max(repeats, FASTEST_OF)
+
+
 def show(results: list[Result]) -> None:
     """Print each result on its own line (benchmarks print their figures)."""
     for result in results:
