@@ -44,7 +44,11 @@ Batches = list[tuple[torch.Tensor, torch.Tensor]]
 
 
 def epoch_batches(params: TrainParams, train_set: DigitFolder) -> Batches:
-    """The batches of the first epoch, as train_model draws them, transformed in memory."""
+    """The first epoch's batches, drawn and augmented as train_model does, in memory.
+
+    Without deskewing: it moves pixels, not the step's arithmetic, which is all the bare
+    step times.
+    """
     generator = make_deterministic(params.seed)
     transform = BatchTransform(params.augment, generator)
     loader = make_loader(train_set, params.batch_size, True, generator)

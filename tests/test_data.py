@@ -25,6 +25,7 @@ from mnist_pipeline.data import (
     one_thread,
     pixel_centres,
     prefetch,
+    to_unit,
     upright_theta,
     upright_thetas,
 )
@@ -143,6 +144,14 @@ def test_normalization_is_exact_and_centres_mnist(train_set: DigitFolder) -> Non
     expected = (train_set.images.float() / 255 - MEAN) / STD
     assert torch.allclose(x, expected, atol=1e-6)
     assert abs(x.mean().item()) < 0.05 and abs(x.std().item() - 1) < 0.05
+
+
+def test_to_unit_scales_to_new_floats_and_leaves_its_input_alone() -> None:
+    pixels = torch.tensor([0, 51, 255], dtype=torch.uint8)
+    assert torch.equal(to_unit(pixels), torch.tensor([0.0, 0.2, 1.0]))
+    floats = pixels.float()
+    to_unit(floats)
+    assert torch.equal(floats, torch.tensor([0.0, 51.0, 255.0]))
 
 
 def test_same_seed_gives_the_same_shuffled_augmented_batches(train_set: DigitFolder) -> None:

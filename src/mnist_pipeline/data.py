@@ -220,8 +220,11 @@ def upright_theta(x: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels as floats in [0, 1]: what deskewing measures and normalizing starts from."""
-    return images.float().div_(255)
+    """uint8 pixels as new floats in [0, 1]: what deskewing measures and normalizing starts from.
+
+    Out of place, so a float input is left as it was.
+    """
+    return images.float() / 255
 
 
 def upright_thetas(images: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
