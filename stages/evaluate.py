@@ -3,12 +3,13 @@
 from pathlib import Path
 
 from mnist_pipeline.evaluate import run_evaluation
+from mnist_pipeline.models import MODELS
 from mnist_pipeline.params import load_params
 from mnist_pipeline.stage import model_argument, run_stage
 
 
 def main(argv: list[str]) -> None:
-    params = load_params()
+    params = load_params(known_models=MODELS)
     name = model_argument(argv, params.models)
     run_evaluation(
         checkpoint=Path(f"models/{name}.pt"),
@@ -18,6 +19,7 @@ def main(argv: list[str]) -> None:
         metrics_path=Path(f"metrics/{name}.json"),
         confusion_path=Path(f"plots/{name}/confusion.csv"),
         grid_path=Path(f"plots/{name}/misclassified.png"),
+        validation=params.data.validation,
     )
 
 

@@ -8,7 +8,7 @@ from mnist_pipeline.stage import run_stage
 
 
 def main(argv: list[str]) -> None:
-    params = load_params(check_models=False)
+    params = load_params()
     extract(raw_dir=Path("data/raw"), images_dir=Path("data/images"), verify=params.data.verify)
 
 

@@ -8,7 +8,7 @@ from mnist_pipeline.stage import run_stage
 
 
 def main(argv: list[str]) -> None:
-    params = load_params(check_models=False)
+    params = load_params()
     fetch(params.data, raw_dir=Path("data/raw"))
 
 

@@ -2,13 +2,14 @@
 
 from pathlib import Path
 
+from mnist_pipeline.models import MODELS
 from mnist_pipeline.params import load_params
 from mnist_pipeline.stage import model_argument, run_stage
 from mnist_pipeline.train import run_training
 
 
 def main(argv: list[str]) -> None:
-    params = load_params()
+    params = load_params(known_models=MODELS)
     name = model_argument(argv, params.models)
     run_training(
         name,
@@ -16,6 +17,7 @@ def main(argv: list[str]) -> None:
         images_dir=Path("data/images"),
         checkpoint=Path(f"models/{name}.pt"),
         history_path=Path(f"plots/{name}/history.csv"),
+        validation=params.data.validation,
     )
 
 

@@ -49,7 +49,7 @@ def small_images(tmp_path_factory: pytest.TempPathFactory, small_raw: Path) -> P
 def fast_params(source: Path = SMALL_MNIST) -> dict:
     """params.yaml of the repository, pointed at ``source`` and shortened to seconds."""
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    params["data"] = {"source": str(source), "verify": False}
+    params["data"] = {"source": str(source), "verify": False, "validation": 0}
     for model in params["models"].values():
         model.update(FAST_TRAINING)
     params["accuracy_floor"] = {name: 0.5 for name in params["models"]}

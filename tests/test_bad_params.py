@@ -12,6 +12,7 @@ import yaml
 
 from conftest import REPO_ROOT, fast_params, run
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.models import MODELS
 from mnist_pipeline.params import load_params, parse_params
 
 DELETE = object()
@@ -30,6 +31,8 @@ BAD_PARAMS: dict[str, tuple[str, Any, str]] = {
     "float-for-int": ("models.mlp.batch_size", 64.5, "'models.mlp.batch_size' must be an integer"),
     "bool-for-int": ("models.mlp.seed", True, "'models.mlp.seed' must be an integer"),
     "string-for-bool": ("data.verify", "yes", "'data.verify' must be true or false"),
+    "negative-validation": ("data.validation", -1, "'data.validation' must be >= 0, got -1"),
+    "float-validation": ("data.validation", 0.2, "'data.validation' must be an integer"),
     "string-for-float": ("models.lenet5.lr", "fast", "'models.lenet5.lr' must be a number"),
     "nan-lr": ("models.lenet5.lr", float("nan"), "'models.lenet5.lr' must be a number"),
     "not-a-mapping": ("models.lenet5.augment", 5, "'models.lenet5.augment' must be a mapping"),
@@ -71,8 +74,13 @@ def test_the_fast_params_themselves_are_valid() -> None:
 def test_bad_param_names_its_key(case: str) -> None:
     key, value, message = BAD_PARAMS[case]
     with pytest.raises(PipelineError) as caught:
-        parse_params(spoiled(key, value))
+        parse_params(spoiled(key, value), known_models=MODELS)
     assert message in str(caught.value)
+
+
+def test_data_stages_check_params_without_the_model_registry() -> None:
+    """Model names are checked where the model code is loaded: the train stage, say."""
+    assert "resnet" in parse_params(spoiled("models.resnet", "copy:lenet5")).models
 
 
 def test_params_file_errors_name_the_file(tmp_path: Path) -> None:
@@ -113,6 +121,24 @@ def test_train_stage_rejects_a_batch_larger_than_the_data(
     assert "epoch" not in stderr  # stopped before training
     assert not (tmp_path / "models").exists()
     assert not (tmp_path / "plots").exists()
+
+
+def test_train_stage_rejects_a_validation_split_as_large_as_the_data(
+    tmp_path: Path, small_images: Path
+) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "images").symlink_to(small_images)
+    code, stderr = stage(tmp_path, spoiled("data.validation", 1000), "train", "mlp")
+    assert code == 1
+    assert "'data.validation' is 1000, but the split has 1000 digits" in stderr
+    assert "Traceback" not in stderr
+    assert not (tmp_path / "models").exists()
+
+
+def test_train_stage_rejects_a_model_without_a_class(tmp_path: Path) -> None:
+    code, stderr = stage(tmp_path, spoiled("models.resnet", "copy:lenet5"), "train", "resnet")
+    assert code == 1
+    assert "model 'resnet' has no class behind it; known models: lenet5, mlp" in stderr
 
 
 @pytest.mark.parametrize("script", ["train", "evaluate"])

@@ -35,7 +35,7 @@ def mlp_checkpoint(tmp_path: Path) -> Path:
 
 
 def test_checkpoint_round_trip(mlp_checkpoint: Path) -> None:
-    name, model, deskew = load_checkpoint(mlp_checkpoint, expected_model="mlp")
+    name, model, deskew, *_ = load_checkpoint(mlp_checkpoint, expected_model="mlp")
     payload = torch.load(mlp_checkpoint, weights_only=True)
     assert name == "mlp" and not model.training
     assert deskew is train_params("mlp").deskew

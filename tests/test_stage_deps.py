@@ -11,6 +11,7 @@ import copy
 
 import pytest
 import yaml
+
 from conftest import REPO_ROOT
 from import_graph import PACKAGE_DIR, import_closure, stage_code_deps
 

@@ -13,10 +13,12 @@ import torch
 from conftest import fast_params
 from mnist_pipeline.checkpoint import load_checkpoint, save_checkpoint
 from mnist_pipeline.data import DigitFolder
+from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.evaluate import run_evaluation
+from mnist_pipeline.manifest import read_manifest
 from mnist_pipeline.params import TrainParams, parse_params
 from mnist_pipeline.report import run_report
-from mnist_pipeline.train import history_csv, train_model
+from mnist_pipeline.train import history_csv, run_training, train_model
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr"]
 
@@ -70,6 +72,7 @@ def test_checkpoint_round_trip_gives_the_same_predictions(
     loaded = load_checkpoint(tmp_path / "mlp.pt")
     images = datasets[1].images[:20].float()
     assert loaded.name == "mlp" and loaded.deskew is small_recipe("mlp").deskew
+    # the same weights through the same kernels: the same computation, so the same bits
     assert torch.equal(model.eval()(images), loaded.model(images))
 
 
@@ -107,3 +110,77 @@ def test_evaluate_and_report_write_every_output(
     assert "| mlp | 64,630 |" in (tmp_path / "s.md").read_text()
     for figure in ("accuracy.png", "loss.png"):
         assert (tmp_path / "cmp" / figure).read_bytes()[:4] == b"\x89PNG"
+
+
+def evaluate_into(out: Path, images: Path, validation: int = 0) -> dict:
+    return run_evaluation(
+        out / "mlp.pt",
+        "mlp",
+        images,
+        parse_params(fast_params()).evaluate,
+        out / "metrics.json",
+        out / "confusion.csv",
+        out / "misclassified.png",
+        validation=validation,
+    )
+
+
+@pytest.fixture(scope="module")
+def validated_run(tmp_path_factory: pytest.TempPathFactory, small_images: Path) -> tuple:
+    """The train stage's library call with the last 200 training digits held out."""
+    out = tmp_path_factory.mktemp("validated")
+    recipe = small_recipe("mlp", epochs=3)
+    history = run_training("mlp", recipe, small_images, out / "mlp.pt", out / "h.csv", 200)
+    return out, history
+
+
+def test_hold_out_splits_off_the_last_digits(datasets: tuple) -> None:
+    train_set = datasets[0]
+    kept, held_out = train_set.hold_out(200)
+    assert (len(kept), len(held_out)) == (800, 200)
+    assert torch.equal(held_out.labels, train_set.labels[-200:])
+    assert torch.equal(kept.images, train_set.images[:800])
+    for count in (0, 1000):
+        with pytest.raises(PipelineError, match=f"'data.validation' is {count}"):
+            train_set.hold_out(count)
+
+
+def test_validation_is_tracked_per_epoch_and_in_the_metrics(
+    validated_run: tuple, small_images: Path
+) -> None:
+    out, history = validated_run
+    rows = list(csv.DictReader((out / "h.csv").open()))
+    assert list(rows[0]) == [*HISTORY_COLUMNS, "validation_loss", "validation_accuracy"]
+    assert len(rows) == 3 and 0.5 < float(rows[-1]["validation_accuracy"]) <= 1
+    metrics = evaluate_into(out, small_images, validation=200)
+    assert metrics["validation_images"] == 200
+    assert metrics["validation_accuracy"] == pytest.approx(
+        history[-1].validation_accuracy, abs=1e-6
+    )
+    assert metrics["validation_loss"] == pytest.approx(history[-1].validation_loss, abs=1e-5)
+
+
+def test_evaluate_refuses_a_model_trained_on_another_split(
+    validated_run: tuple, small_images: Path
+) -> None:
+    out, _ = validated_run
+    with pytest.raises(PipelineError, match="trained with data.validation 200, but params"):
+        evaluate_into(out, small_images, validation=0)
+
+
+def test_checkpoint_and_metrics_say_what_produced_them(
+    validated_run: tuple, small_images: Path
+) -> None:
+    out, _ = validated_run
+    produced = load_checkpoint(out / "mlp.pt").provenance
+    manifest = read_manifest(small_images)
+    assert produced["torch"] == torch.__version__
+    assert produced["device"] == "cpu" and produced["cpu"]
+    assert produced["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert produced["threads"] == 1  # the MLP trains on one thread, whatever the cores
+    assert produced["data_sha256"] == {s: manifest[s]["sha256"] for s in ("train", "test")}
+    metrics = evaluate_into(out, small_images, validation=200)
+    assert metrics["provenance"]["train"] == produced
+    evaluated = metrics["provenance"]["evaluate"]
+    assert evaluated["data_sha256"] == produced["data_sha256"]
+    assert evaluated["threads"] == torch.get_num_threads()

@@ -8,6 +8,7 @@ The pipeline runs once per module (``trained_repo``); each workflow works on a c
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -218,10 +219,14 @@ def test_ci_fails_below_an_accuracy_floor_and_reports(ci_run: dict) -> None:
 
 
 def browser() -> str:
+    """Headless Chromium; where none is installed the test skips, except in CI."""
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
         if path := shutil.which(name):
             return path
-    pytest.fail("headless Chromium is needed: `make chromium` installs Debian's package")
+    howto = "install Chromium (`make chromium` does, where apt-get runs as root) to run it"
+    if os.environ.get("CI"):
+        pytest.fail(f"headless Chromium is needed in CI: {howto}")
+    pytest.skip(f"no headless Chromium: {howto}")
 
 
 def drawn_marks(page: Path, tmp_path: Path) -> dict[str, int]:

@@ -24,10 +24,20 @@ class Checkpoint(NamedTuple):
     name: str
     model: nn.Module
     deskew: bool  # trained on deskewed digits: deskew what it is shown too
+    provenance: dict[str, Any]  # what trained it: runtime.provenance()
+    validation: int  # the last training digits held out of its training (0: none)
 
 
-def save_checkpoint(path: Path, name: str, model: nn.Module, params: TrainParams) -> None:
-    """Write ``model``'s weights and how to rebuild it, atomically and byte-stably."""
+def save_checkpoint(
+    path: Path,
+    name: str,
+    model: nn.Module,
+    params: TrainParams,
+    provenance: dict[str, Any] | None = None,
+    validation: int = 0,
+) -> None:
+    """Write ``model``'s weights, how to rebuild it and what produced it, atomically and
+    byte-stably."""
     payload = {
         "format_version": FORMAT_VERSION,
         "model": name,
@@ -35,6 +45,8 @@ def save_checkpoint(path: Path, name: str, model: nn.Module, params: TrainParams
         "deskew": params.deskew,
         "num_parameters": count_parameters(model),
         "params": dataclasses.asdict(params),
+        "provenance": provenance or {},
+        "validation": validation,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
     buffer = io.BytesIO()  # saving to a buffer keeps the temp file's name out of the archive
@@ -64,7 +76,13 @@ def load_checkpoint(path: Path, expected_model: str | None = None) -> Checkpoint
         raise PipelineError(
             f"{path}: weights do not fit architecture '{name}': {_first_line(exc)}"
         ) from exc
-    return Checkpoint(name, model.eval(), bool(payload.get("deskew", False)))
+    return Checkpoint(
+        name,
+        model.eval(),
+        bool(payload.get("deskew", False)),
+        dict(payload.get("provenance") or {}),
+        int(payload.get("validation", 0)),
+    )
 
 
 def _first_line(exc: BaseException) -> str:

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mnist_pipeline.archive import NUM_CLASSES
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.extract import MANIFEST, add_image, read_manifest
+from mnist_pipeline.manifest import add_image, check_against_manifest
 from mnist_pipeline.params import AugmentParams
 from mnist_pipeline.png import SIDE, decode_digits
 
@@ -61,20 +61,6 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def check_against_manifest(split_dir: Path, count: int, sha256: str) -> None:
-    """Fail unless ``split_dir`` holds what the extract stage's manifest says it wrote."""
-    manifest = read_manifest(split_dir.parent)
-    if manifest is None:
-        return
-    listed = manifest.get(split_dir.name)
-    found = (listed.get("images"), listed.get("sha256")) if isinstance(listed, dict) else None
-    if found != (count, sha256):
-        raise PipelineError(
-            f"{split_dir}: its {count} images differ from what {MANIFEST} lists (an image was "
-            f"changed, added or removed since extraction); rerun it: dvc repro -f extract"
-        )
-
-
 def scan_split(split_dir: Path) -> list[tuple[Path, int]]:
     """List ``(path, label)`` for every ``<label>/<index>.png`` under ``split_dir``, by index."""
     if not split_dir.is_dir():
@@ -102,11 +88,33 @@ class DigitFolder(Dataset[tuple[torch.Tensor, int]]):
         for path, label in files:
             pngs.append(path.read_bytes())
             add_image(digest, label, int(path.stem), pngs[-1])
-        check_against_manifest(split_dir, len(files), digest.hexdigest())
+        self.sha256 = digest.hexdigest()  # as the manifest records the split
+        check_against_manifest(split_dir, len(files), self.sha256)
         pixels = decode_digits(pngs, [str(path) for path, _ in files])
         self.images = torch.from_numpy(pixels).unsqueeze(1)  # N x 1 x 28 x 28 uint8
         self.labels = torch.tensor([label for _, label in files], dtype=torch.int64)
         self.paths = [path for path, _ in files]
+
+    def hold_out(self, count: int) -> tuple[DigitFolder, DigitFolder]:
+        """The first ``len - count`` digits and the last ``count``, as two datasets.
+
+        The training split's last digits make the validation split a recipe is chosen on;
+        both parts share this dataset's memory and its ``sha256``.
+        """
+        if not 0 < count < len(self):
+            raise PipelineError(
+                f"params: 'data.validation' is {count}, but the split has {len(self)} digits: "
+                f"hold out at least 1 and leave at least 1 to train on (0 turns it off)"
+            )
+        cut = len(self) - count
+        return self._part(slice(0, cut)), self._part(slice(cut, None))
+
+    def _part(self, rows: slice) -> DigitFolder:
+        part = DigitFolder.__new__(DigitFolder)
+        part.sha256 = self.sha256
+        part.images, part.labels = self.images[rows], self.labels[rows]
+        part.paths = self.paths[rows]
+        return part
 
     def __len__(self) -> int:
         return len(self.labels)

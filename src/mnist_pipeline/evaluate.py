@@ -18,11 +18,12 @@ from mnist_pipeline.archive import NUM_CLASSES  # noqa: E402
 from mnist_pipeline.atomic import atomic_path, write_text  # noqa: E402
 from mnist_pipeline.checkpoint import load_checkpoint  # noqa: E402
 from mnist_pipeline.data import DigitFolder  # noqa: E402
+from mnist_pipeline.errors import PipelineError  # noqa: E402
 from mnist_pipeline.evaluation import SplitResult, channels_last, run_split  # noqa: E402
 from mnist_pipeline.models import count_parameters  # noqa: E402
 from mnist_pipeline.params import EvaluateParams  # noqa: E402
 from mnist_pipeline.png import SIDE  # noqa: E402
-from mnist_pipeline.runtime import pick_device  # noqa: E402
+from mnist_pipeline.runtime import make_deterministic, pick_device, provenance  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +95,20 @@ def run_evaluation(
     metrics_path: Path,
     confusion_path: Path,
     grid_path: Path,
+    validation: int = 0,
 ) -> dict:
-    """The evaluate stage: write metrics JSON, confusion CSV and misclassified grid."""
+    """The evaluate stage: write metrics JSON, confusion CSV and misclassified grid.
+
+    ``validation``: the last training digits held out of training (``data.validation``);
+    when set, the metrics carry the model's accuracy on them beside the test accuracy.
+    """
     loaded = load_checkpoint(checkpoint, expected_model=model_name)
+    if loaded.validation != validation:
+        raise PipelineError(
+            f"{checkpoint}: trained with data.validation {loaded.validation}, but params.yaml "
+            f"says {validation}; retrain it: dvc repro train@{model_name}"
+        )
+    make_deterministic()
     device = pick_device()
     test_set = DigitFolder(images_dir / "test")
     model = channels_last(loaded.model.to(device))
@@ -104,6 +116,26 @@ def run_evaluation(
         model, test_set.images, test_set.labels, params.batch_size, device, loaded.deskew
     )
     metrics = compute_metrics(result, test_set.labels, count_parameters(model))
+    data = {"test": test_set.sha256}
+    if validation:
+        train_set = DigitFolder(images_dir / "train")
+        validation_set = train_set.hold_out(validation)[1]
+        held_out = run_split(
+            model,
+            validation_set.images,
+            validation_set.labels,
+            params.batch_size,
+            device,
+            loaded.deskew,
+        )
+        metrics["validation_accuracy"] = round(held_out.accuracy, 6)
+        metrics["validation_loss"] = round(held_out.loss, 6)
+        metrics["validation_images"] = validation
+        data["train"] = train_set.sha256
+    metrics["provenance"] = {
+        "train": loaded.provenance,
+        "evaluate": provenance(device, torch.get_num_threads(), data),
+    }
     save_misclassified_grid(
         grid_path, test_set.images, test_set.labels, result, params.misclassified
     )

@@ -8,7 +8,6 @@ each stage that reads them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -17,12 +16,11 @@ from pathlib import Path
 
 from mnist_pipeline.archive import NUM_CLASSES, Digit, read_tarball
 from mnist_pipeline.atomic import atomic_dir
-from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.fetch import tarball_path
+from mnist_pipeline.manifest import MANIFEST, split_entry
 from mnist_pipeline.sources import EXPECTED_COUNTS, SPLITS
 
 log = logging.getLogger(__name__)
-MANIFEST = "manifest.json"
 
 
 def write_split(split_dir: Path, digits: list[Digit]) -> None:
@@ -43,35 +41,6 @@ def write_split(split_dir: Path, digits: list[Digit]) -> None:
             os.write(fd, digit.png)
         finally:
             os.close(fd)
-
-
-def add_image(digest: hashlib._Hash, label: int, index: int, png: bytes) -> None:
-    """Feed one image into a split's manifest digest (images go in by index)."""
-    digest.update(f"{label} {index} {len(png)}\n".encode())
-    digest.update(png)
-
-
-def split_entry(digits: list[Digit]) -> dict[str, object]:
-    """The manifest's record of one split: counts and a digest of every image."""
-    digest = hashlib.sha256()
-    counts = [0] * NUM_CLASSES
-    for digit in digits:
-        add_image(digest, digit.label, digit.index, digit.png)
-        counts[digit.label] += 1
-    return {"images": len(digits), "per_class": counts, "sha256": digest.hexdigest()}
-
-
-def read_manifest(images_dir: Path) -> dict | None:
-    """``images_dir``'s manifest, or None for a folder extract did not write."""
-    path = images_dir / MANIFEST
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise PipelineError(
-            f"{path}: unreadable manifest ({exc}); rerun the extract stage"
-        ) from exc
 
 
 def extract(raw_dir: Path, images_dir: Path, verify: bool) -> None:

@@ -10,7 +10,7 @@ import dataclasses
 import difflib
 import math
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,8 @@ def checked(check: Check, **kwargs: Any) -> Any:
 class DataParams:
     source: str = "auto"  # auto | mirrors | pypi | a local directory
     verify: bool = True
+    # the last N training digits, held out of training to choose a recipe on (0: none)
+    validation: int = checked(non_negative, default=0)
 
 
 @dataclass(frozen=True)
@@ -165,20 +167,20 @@ def _join(prefix: str, key: Any) -> str:
     return f"{prefix}.{key}" if prefix else str(key)
 
 
-def parse_params(raw: Any, check_models: bool = True) -> Params:
+def parse_params(raw: Any, known_models: Collection[str] | None = None) -> Params:
     """Validate an already-parsed params mapping.
 
-    ``check_models=False`` skips matching model names against the registry, which imports
-    torch: the data stages, which train nothing, start seconds sooner without it.
+    ``known_models``: the model registry's names, to check every model name against; the
+    model-side stages pass it. The data stages pass none and load no model code.
     """
     params: Params = _build(Params, raw, "")
     if not params.models:
         raise PipelineError("params: 'models' must name at least one model")
-    known = _registered_models() if check_models else None
     for name in [*params.models, *params.accuracy_floor]:
-        if known is not None and name not in known:
+        if known_models is not None and name not in known_models:
             raise PipelineError(
-                f"params: model '{name}' has no class behind it; known models: {', '.join(known)}"
+                f"params: model '{name}' has no class behind it; "
+                f"known models: {', '.join(known_models)}"
             )
     for name, floor in params.accuracy_floor.items():
         if not 0 <= floor <= 1:
@@ -186,14 +188,10 @@ def parse_params(raw: Any, check_models: bool = True) -> Params:
     return params
 
 
-def _registered_models() -> list[str]:
-    from mnist_pipeline.models import MODELS
-
-    return list(MODELS)
-
-
-def load_params(path: str | Path = "params.yaml", check_models: bool = True) -> Params:
-    """Read and validate ``path`` (see :func:`parse_params` for ``check_models``)."""
+def load_params(
+    path: str | Path = "params.yaml", known_models: Collection[str] | None = None
+) -> Params:
+    """Read and validate ``path`` (see :func:`parse_params` for ``known_models``)."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -202,6 +200,6 @@ def load_params(path: str | Path = "params.yaml", check_models: bool = True) -> 
     except yaml.YAMLError as exc:
         raise PipelineError(f"{path}: not valid YAML: {exc}") from exc
     try:
-        return parse_params(raw, check_models)
+        return parse_params(raw, known_models)
     except PipelineError as exc:
         raise PipelineError(f"{path}: {exc}") from None

@@ -9,7 +9,12 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.runtime import setup_logging
+
+
+def setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 def run_stage(main: Callable[[list[str]], None]) -> None:

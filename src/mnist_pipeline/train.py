@@ -1,7 +1,9 @@
 """The training loop: one model, its params, the training split; the test split only watched.
 
 The test split is evaluated after every epoch for the history plot; it never chooses a
-checkpoint or stops training: the checkpoint is always the last epoch's weights.
+checkpoint or stops training: the checkpoint is always the last epoch's weights. With
+``data.validation`` the last training digits are held out and evaluated after every
+epoch too: that is the split recipes are compared on.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import io
 import logging
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -36,7 +38,7 @@ from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.evaluation import channels_last, model_inputs, run_inputs
 from mnist_pipeline.models import build_model, count_parameters
 from mnist_pipeline.params import TrainParams
-from mnist_pipeline.runtime import cpu_threads, make_deterministic, pick_device
+from mnist_pipeline.runtime import cpu_threads, make_deterministic, pick_device, provenance
 
 log = logging.getLogger(__name__)
 EVAL_BATCH = 1000
@@ -54,6 +56,8 @@ class EpochRecord:
     test_loss: float
     test_accuracy: float
     lr: float  # learning rate of the epoch's last step
+    validation_loss: float | None = None  # with a validation split held out, else None
+    validation_accuracy: float | None = None
 
 
 def make_optimizer(model: nn.Module, params: TrainParams) -> torch.optim.Optimizer:
@@ -186,9 +190,16 @@ def train_epoch(
 
 
 def train_model(
-    name: str, params: TrainParams, train_set: DigitFolder, test_set: DigitFolder
+    name: str,
+    params: TrainParams,
+    train_set: DigitFolder,
+    test_set: DigitFolder,
+    validation_set: DigitFolder | None = None,
 ) -> tuple[nn.Module, list[EpochRecord]]:
-    """Train model ``name`` as ``params`` say; return it with its per-epoch history."""
+    """Train model ``name`` as ``params`` say; return it with its per-epoch history.
+
+    ``validation_set``: digits held out of ``train_set``, evaluated after every epoch.
+    """
     check_batch_size(params, name, len(train_set))
     generator = make_deterministic(params.seed)
     device = pick_device()
@@ -203,6 +214,8 @@ def train_model(
     # matrices and the test pass's input batches
     uprights = upright_thetas(train_set.images) if params.deskew else None
     test_inputs = model_inputs(test_set.images, EVAL_BATCH, device, params.deskew)
+    if validation_set is not None:
+        validation_inputs = model_inputs(validation_set.images, EVAL_BATCH, device, params.deskew)
     optimizer = make_optimizer(model, params)
     schedule = make_schedule(optimizer, params, params.epochs * len(loader))
     log.info(
@@ -232,6 +245,11 @@ def train_model(
             test_accuracy=test.accuracy,
             lr=optimizer.param_groups[0]["lr"],
         )
+        if validation_set is not None:
+            held_out = run_inputs(model, validation_inputs, validation_set.labels)
+            record = replace(
+                record, validation_loss=held_out.loss, validation_accuracy=held_out.accuracy
+            )
         history.append(record)
         bar.set_postfix(loss=f"{record.train_loss:.4f}", test_acc=f"{record.test_accuracy:.4f}")
         log.info(
@@ -249,26 +267,44 @@ def train_model(
 
 
 def history_csv(history: list[EpochRecord]) -> str:
-    """The history as CSV text, floats at fixed precision so reruns give the same bytes."""
+    """The history as CSV text, floats at fixed precision so reruns give the same bytes.
+
+    The validation columns appear only when a validation split was held out.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    names = [f.name for f in fields(EpochRecord)]
+    rows = [{k: v for k, v in asdict(record).items() if v is not None} for record in history]
+    names = list(rows[0])  # a run trains at least one epoch
     writer.writerow(names)
-    for record in history:
-        writer.writerow(
-            [f"{v:.6g}" if isinstance(v, float) else v for v in (getattr(record, n) for n in names)]
-        )
+    for row in rows:
+        writer.writerow([f"{row[n]:.6g}" if isinstance(row[n], float) else row[n] for n in names])
     return buffer.getvalue()
 
 
 def run_training(
-    name: str, params: TrainParams, images_dir: Path, checkpoint: Path, history_path: Path
+    name: str,
+    params: TrainParams,
+    images_dir: Path,
+    checkpoint: Path,
+    history_path: Path,
+    validation: int = 0,
 ) -> list[EpochRecord]:
-    """The train stage: read both splits, train, then write the checkpoint and history."""
+    """The train stage: read both splits, train, then write the checkpoint and history.
+
+    ``validation``: how many of the last training digits to hold out (0: none).
+    """
     train_set = DigitFolder(images_dir / "train")
     test_set = DigitFolder(images_dir / "test")
-    model, history = train_model(name, params, train_set, test_set)
-    save_checkpoint(checkpoint, name, model, params)
+    validation_set = None
+    if validation:
+        train_set, validation_set = train_set.hold_out(validation)
+    model, history = train_model(name, params, train_set, test_set, validation_set)
+    produced_by = provenance(
+        pick_device(),
+        compute_threads(model),
+        {"train": train_set.sha256, "test": test_set.sha256},
+    )
+    save_checkpoint(checkpoint, name, model, params, produced_by, validation)
     write_text(history_path, history_csv(history))
     log.info("wrote %s and %s", checkpoint, history_path)
     return history

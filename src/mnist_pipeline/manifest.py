@@ -1,0 +1,60 @@
+"""The image folders' manifest: what the extract stage wrote, checked by every reader.
+
+``data/images/manifest.json`` holds, per split, the image count, the count per class and
+a sha256 over every image in index order. The train and evaluate stages depend on this
+one small file instead of 70,000 images, and check the images they read against it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from mnist_pipeline.archive import NUM_CLASSES, Digit
+from mnist_pipeline.errors import PipelineError
+
+MANIFEST = "manifest.json"
+
+
+def add_image(digest: hashlib._Hash, label: int, index: int, png: bytes) -> None:
+    """Feed one image into a split's manifest digest (images go in by index)."""
+    digest.update(f"{label} {index} {len(png)}\n".encode())
+    digest.update(png)
+
+
+def split_entry(digits: list[Digit]) -> dict[str, object]:
+    """The manifest's record of one split: counts and a digest of every image."""
+    digest = hashlib.sha256()
+    counts = [0] * NUM_CLASSES
+    for digit in digits:
+        add_image(digest, digit.label, digit.index, digit.png)
+        counts[digit.label] += 1
+    return {"images": len(digits), "per_class": counts, "sha256": digest.hexdigest()}
+
+
+def read_manifest(images_dir: Path) -> dict | None:
+    """``images_dir``'s manifest, or None for a folder extract did not write."""
+    path = images_dir / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise PipelineError(
+            f"{path}: unreadable manifest ({exc}); rerun the extract stage"
+        ) from exc
+
+
+def check_against_manifest(split_dir: Path, count: int, sha256: str) -> None:
+    """Fail unless ``split_dir`` holds what the extract stage's manifest says it wrote."""
+    manifest = read_manifest(split_dir.parent)
+    if manifest is None:
+        return
+    listed = manifest.get(split_dir.name)
+    found = (listed.get("images"), listed.get("sha256")) if isinstance(listed, dict) else None
+    if found != (count, sha256):
+        raise PipelineError(
+            f"{split_dir}: its {count} images differ from what {MANIFEST} lists (an image was "
+            f"changed, added or removed since extraction); rerun it: dvc repro -f extract"
+        )

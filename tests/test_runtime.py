@@ -1,0 +1,48 @@
+"""The device choice, on the CPU: automatic, overridden, or refused with a clear error."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.runtime import DEVICE_ENV, make_deterministic, pick_device, provenance
+
+
+def test_without_the_variable_cuda_is_taken_when_present(monkeypatch) -> None:
+    monkeypatch.delenv(DEVICE_ENV, raising=False)
+    assert pick_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_the_variable_chooses_the_cpu(monkeypatch) -> None:
+    monkeypatch.setenv(DEVICE_ENV, "cpu")
+    assert pick_device() == torch.device("cpu")
+
+
+def test_an_absent_cuda_device_is_a_clear_error(monkeypatch) -> None:
+    present = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    monkeypatch.setenv(DEVICE_ENV, f"cuda:{present}")
+    with pytest.raises(
+        PipelineError, match=f"no such CUDA device on this machine .{present} found"
+    ):
+        pick_device()
+
+
+@pytest.mark.parametrize("name", ["tpu", "gpu", "cuda:x", "mps"])
+def test_a_device_that_is_not_cpu_or_cuda_is_refused(monkeypatch, name: str) -> None:
+    monkeypatch.setenv(DEVICE_ENV, name)
+    with pytest.raises(PipelineError, match=f"{DEVICE_ENV}='{name}'"):
+        pick_device()
+
+
+def test_determinism_switches_are_set() -> None:
+    make_deterministic(0)
+    assert torch.are_deterministic_algorithms_enabled()
+    assert not torch.backends.cudnn.benchmark
+    assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+
+
+def test_provenance_of_a_cpu_run_names_no_gpu() -> None:
+    record = provenance(torch.device("cpu"), 2, {"test": "abc"})
+    assert record["threads"] == 2 and record["data_sha256"] == {"test": "abc"}
+    assert "gpu" not in record and "cuda" not in record
