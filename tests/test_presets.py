@@ -11,6 +11,7 @@ import pytest
 from dvc.utils.hydra import apply_overrides
 
 from conftest import REPO_ROOT
+from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.params import load_params
 
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
@@ -41,3 +42,29 @@ def test_readme_command_and_preset_file_give_the_same_recipe(tmp_path: Path) -> 
             "constant",
         )
         assert not recipe.augment.enabled and not recipe.deskew and not recipe.augment.fade
+
+
+def test_set_overrides_apply_as_dvc_exp_run_does() -> None:
+    sets = ["models.mlp.deskew=false", "data.validation=100", "models.lenet5.epochs=2"]
+    params = load_recipe(REPO_ROOT / "params.yaml", None, sets)
+    assert params.models["mlp"].deskew is False and params.models["lenet5"].epochs == 2
+    assert params.data.validation == 100
+    with pytest.raises(PipelineError, match="--set models.mlp.deskw=false: "):
+        load_recipe(REPO_ROOT / "params.yaml", None, ["models.mlp.deskw=false"])
+
+
+def test_every_command_in_the_recipe_log_runs_a_valid_recipe() -> None:
+    """docs/recipe.md: each `benchmarks/seeds.py` command parses and gives a valid recipe."""
+    import shlex
+
+    from seeds import parse_args
+
+    text = (REPO_ROOT / "docs" / "recipe.md").read_text()
+    commands = re.findall(r"`python benchmarks/seeds.py ([^`]+)`", text)
+    assert len(commands) >= 20
+    for command in commands:
+        args = parse_args(shlex.split(command))
+        sets = [*args.set, f"data.validation={args.validation}"]
+        params = load_recipe(REPO_ROOT / "params.yaml", args.preset, sets)
+        assert params.data.validation == 10_000, command
+        assert set(args.models) <= set(params.models), command
