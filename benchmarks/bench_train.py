@@ -28,7 +28,7 @@ import torch.nn.functional as F  # noqa: E402
 from benchlib import Figure, bench_parser, median, rounds_for_fastest, show, timed  # noqa: E402
 from mnist_pipeline.data import BatchTransform, DigitFolder, make_loader  # noqa: E402
 from mnist_pipeline.params import TrainParams, load_params  # noqa: E402
-from mnist_pipeline.runtime import cpu_threads, make_deterministic  # noqa: E402
+from mnist_pipeline.runtime import cpu_threads, make_deterministic, pick_device  # noqa: E402
 from mnist_pipeline.train import (  # noqa: E402
     compute_threads,
     make_optimizer,
@@ -41,6 +41,7 @@ TARGETS = {"lenet5": 1.15, "mlp": 1.5}
 EXTRA_EPOCHS = 2  # an epoch's cost: train_model of 1 + 2 epochs against 1 epoch
 
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
+CPU = torch.device("cpu")
 
 
 def epoch_batches(params: TrainParams, train_set: DigitFolder) -> Batches:
@@ -55,13 +56,20 @@ def epoch_batches(params: TrainParams, train_set: DigitFolder) -> Batches:
     return [(transform(images), labels) for images, labels, _ in loader]
 
 
-def bare_epoch(name: str, params: TrainParams, batches: Batches, all_cores: bool = False) -> None:
+def bare_epoch(
+    name: str,
+    params: TrainParams,
+    batches: Batches,
+    all_cores: bool = False,
+    device: torch.device = CPU,
+) -> None:
     """Only the arithmetic: forward, loss, backward and the optimizer step.
 
-    On the threads train_model gives the model, or on every core with ``all_cores``.
+    On the threads train_model gives the model, or on every core with ``all_cores``; on a
+    GPU, with ``batches`` already there, up to the last step's end.
     """
     make_deterministic(params.seed)
-    model = training_model(name, params, torch.device("cpu"))  # the layout training uses
+    model = training_model(name, params, device)  # the layout training uses
     if not all_cores:
         torch.set_num_threads(compute_threads(model))
     optimizer = make_optimizer(model, params)
@@ -70,6 +78,8 @@ def bare_epoch(name: str, params: TrainParams, batches: Batches, all_cores: bool
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def run(
@@ -78,16 +88,18 @@ def run(
     train_set = DigitFolder(images_dir / "train")
     test_set = DigitFolder(images_dir / "test")
     figures = []
+    device = pick_device()  # train_model's device: MNIST_PIPELINE_DEVICE, else CUDA if present
     for name in models:
         params = dataclasses.replace(all_params[name], epochs=1)
         longer = dataclasses.replace(params, epochs=1 + EXTRA_EPOCHS)
-        batches = epoch_batches(params, train_set)
-        threads = compute_threads(training_model(name, params, torch.device("cpu")))
-        spare = threads < cpu_threads()  # then also the bare step on every core, for scale
+        batches = [(x.to(device), y.to(device)) for x, y in epoch_batches(params, train_set)]
+        threads = compute_threads(training_model(name, params, CPU))
+        # on the CPU with a core to spare, also the bare step on every core, for scale
+        spare = device.type == "cpu" and threads < cpu_threads()
         one, more, bare, bare_all = [], [], [], []
         rounds = rounds_for_fastest(repeats)
         for _ in range(rounds):
-            bare.append(timed(lambda: bare_epoch(name, params, batches)))  # noqa: B023
+            bare.append(timed(lambda: bare_epoch(name, params, batches, False, device)))  # noqa: B023
             one.append(timed(lambda: train_model(name, params, train_set, test_set)))  # noqa: B023
             more.append(timed(lambda: train_model(name, longer, train_set, test_set)))  # noqa: B023
             if spare:
@@ -96,7 +108,7 @@ def run(
         fastest = (min(more) - min(one)) / EXTRA_EPOCHS
         typical = (median(more) - median(one)) / EXTRA_EPOCHS
         what = f"{name} epoch through train_model"
-        base = f"bare step, {threads} thread(s)"
+        base = f"bare step, {threads} thread(s)" if device.type == "cpu" else f"bare step, {device}"
         figures += [
             Figure(
                 GOAL,

@@ -1,11 +1,13 @@
 """Run ``dvc repro -f`` twice and compare every output of the pipeline byte for byte.
 
-Usage: ``python benchmarks/verify_repro.py [REPO] [--json PATH]`` (REPO defaults to the
-current directory; ``make verify-repro`` runs it on this repository, on the real data).
+Usage: ``python benchmarks/verify_repro.py [REPO] [--json PATH] [--per-stage]`` (REPO
+defaults to the current directory; ``make verify-repro`` runs it on this repository, on
+the real data).
 
 After each run it hashes every output that ``dvc.lock`` lists (a directory as one hash over
 its files' relative paths and contents), then prints each output's sha256 from both runs
-and whether they match. It exits 1 if any output differs.
+and whether they match. It exits 1 if any output differs. ``--per-stage`` runs each stage
+on its own (``dvc repro -s -f STAGE``, in ``dvc.lock``'s order) and prints its wall time.
 """
 
 from __future__ import annotations
@@ -54,11 +56,21 @@ def output_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def repro_and_hash(repo: Path) -> tuple[dict[str, str], float]:
-    """``dvc repro -f`` in ``repo`` (its output to stderr); then the hash of every output."""
-    start = time.perf_counter()
-    subprocess.run([dvc_command(), "repro", "-f"], cwd=repo, stdout=sys.stderr, check=True)
-    seconds = time.perf_counter() - start
+def repro_and_hash(repo: Path, per_stage: bool = False) -> tuple[dict[str, str], dict[str, float]]:
+    """``dvc repro -f`` in ``repo`` (its output to stderr); then the hash of every output.
+
+    Returns the hashes and the wall time: of the whole run, or with ``per_stage`` of each
+    stage run on its own.
+    """
+    commands = {"dvc repro -f": [dvc_command(), "repro", "-f"]}
+    if per_stage:
+        stages = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+        commands = {name: [dvc_command(), "repro", "-s", "-f", name] for name in stages}
+    seconds = {}
+    for name, command in commands.items():
+        start = time.perf_counter()
+        subprocess.run(command, cwd=repo, stdout=sys.stderr, check=True)
+        seconds[name] = time.perf_counter() - start
     return {path: output_sha256(repo / path) for path in lock_outputs(repo)}, seconds
 
 
@@ -66,15 +78,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("repo", nargs="?", type=Path, default=Path.cwd())
     parser.add_argument("--json", type=Path, help="also write both runs' hashes here")
+    parser.add_argument("--per-stage", action="store_true", help="time each stage on its own")
     args = parser.parse_args()
     repo = args.repo.resolve()
 
     runs = []
     for number in (1, 2):
         print(f"run {number}: dvc repro -f in {repo}", file=sys.stderr, flush=True)
-        hashes, seconds = repro_and_hash(repo)
+        hashes, seconds = repro_and_hash(repo, args.per_stage)
         runs.append(hashes)
-        print(f"run {number}: dvc repro -f took {seconds:.1f} s", flush=True)
+        for name, taken in seconds.items():
+            print(f"run {number}: {name} took {taken:.1f} s", flush=True)
 
     first, second = runs
     paths = list(dict.fromkeys([*first, *second]))

@@ -110,29 +110,29 @@ def test_fetch_stage_stops_on_a_typo_before_any_work(tmp_path: Path) -> None:
     assert not (tmp_path / "data").exists()
 
 
-def test_train_stage_rejects_a_batch_larger_than_the_data(
-    tmp_path: Path, small_images: Path
+@pytest.mark.parametrize(
+    ("key", "value", "model", "message"),
+    [
+        (
+            "models.lenet5.batch_size",
+            1001,
+            "lenet5",
+            "'models.lenet5.batch_size' is 1001, larger than the 1000 training images",
+        ),
+        ("data.validation", 1000, "mlp", "'data.validation' is 1000, but the split has 1000"),
+    ],
+)
+def test_train_stage_rejects_params_too_large_for_the_data(
+    tmp_path: Path, small_images: Path, key: str, value: int, model: str, message: str
 ) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "images").symlink_to(small_images)
-    code, stderr = stage(tmp_path, spoiled("models.lenet5.batch_size", 1001), "train", "lenet5")
+    code, stderr = stage(tmp_path, spoiled(key, value), "train", model)
     assert code == 1
-    assert "'models.lenet5.batch_size' is 1001, larger than the 1000 training images" in stderr
-    assert "epoch" not in stderr  # stopped before training
+    assert message in stderr
+    assert "epoch" not in stderr and "Traceback" not in stderr  # stopped before training
     assert not (tmp_path / "models").exists()
     assert not (tmp_path / "plots").exists()
-
-
-def test_train_stage_rejects_a_validation_split_as_large_as_the_data(
-    tmp_path: Path, small_images: Path
-) -> None:
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "images").symlink_to(small_images)
-    code, stderr = stage(tmp_path, spoiled("data.validation", 1000), "train", "mlp")
-    assert code == 1
-    assert "'data.validation' is 1000, but the split has 1000 digits" in stderr
-    assert "Traceback" not in stderr
-    assert not (tmp_path / "models").exists()
 
 
 def test_train_stage_rejects_a_model_without_a_class(tmp_path: Path) -> None:

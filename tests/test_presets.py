@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import sys
@@ -68,3 +69,11 @@ def test_every_command_in_the_recipe_log_runs_a_valid_recipe() -> None:
         params = load_recipe(REPO_ROOT / "params.yaml", args.preset, sets)
         assert params.data.validation == 10_000, command
         assert set(args.models) <= set(params.models), command
+
+
+def test_gpu_preset_only_lengthens_the_schedules() -> None:
+    defaults = load_params(REPO_ROOT / "params.yaml").models
+    gpu = load_recipe(REPO_ROOT / "params.yaml", "gpu").models
+    for name, recipe in gpu.items():
+        assert recipe.epochs > defaults[name].epochs
+        assert dataclasses.replace(recipe, epochs=defaults[name].epochs) == defaults[name]
