@@ -62,8 +62,8 @@ def plan_remote(event: CiEvent, has_remote: bool) -> RemotePlan:
         return RemotePlan(
             False,
             False,
-            "no credentials for the DVC remote (GitHub gives none to a pull request from a "
-            "fork): dvc pull skipped, training from scratch, nothing pushed",
+            "no credentials for the DVC remote (its secrets are unset, or withheld from a pull "
+            "request from a fork): dvc pull skipped, training from scratch, nothing pushed",
         )
     if event.name == "":
         return RemotePlan(True, True, "local run: dvc pull, then dvc push of the results")
