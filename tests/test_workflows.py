@@ -1,6 +1,7 @@
 """What users do with the pipeline, through the real dvc CLI on the small data: experiments
-and a queued sweep, diffs between commits, `make ci`'s run, the offline plots page in
-headless Chromium, and a push/pull round trip to a directory remote.
+and a queued sweep, diffs between commits, `make ci`'s run (and a pull request's, which never
+pushes), the offline plots page in headless Chromium, and a push/pull round trip to a
+directory remote.
 
 The pipeline runs once per module (``trained_repo``); each workflow works on a copy.
 """
@@ -206,7 +207,12 @@ def test_ci_fails_below_an_accuracy_floor_and_reports(ci_run: dict) -> None:
     old = FAST_TRAINING["epochs"]
     assert re.search(rf"\| params.yaml +\| models.mlp.epochs +\| {old} +\| 1 ", params)
     assert re.search(r"\| params.yaml +\| accuracy_floor.mlp +\| 0.5 +\| 0.99 ", params)
-    assert summary.count("](data:image/png;base64,") == VEGA_PLOTS + IMAGE_PLOTS
+    assert "DVC remote: local run: dvc pull, then dvc push of the results." in summary
+    # the summary (and pull request comment) lists the plots in the artifact: no data: URIs
+    assert "data:" not in summary
+    listed = re.findall(r"^- `(rendered/[^`]+\.png)`$", summary, re.M)
+    assert len(listed) == VEGA_PLOTS + IMAGE_PLOTS
+    assert summary.endswith((repo / "dvc_plots" / "ci-summary.md").read_text() + "\n")
 
     report = (repo / "dvc_plots" / "ci-report.md").read_text()  # the file CI prints
     assert report in result.stdout
@@ -216,6 +222,38 @@ def test_ci_fails_below_an_accuracy_floor_and_reports(ci_run: dict) -> None:
         with Image.open(repo / "dvc_plots" / link) as image:
             assert image.format == "PNG" and min(image.size) > 100
     assert len(list(ci_run["store"].rglob("*"))) > 0  # pushed to the remote
+
+
+def pull_request_ci(repo: Path, secrets: str) -> subprocess.CompletedProcess[str]:
+    """`python -m mnist_pipeline ci` as GitHub runs it for a pull request."""
+    env = {
+        "GITHUB_EVENT_NAME": "pull_request",
+        "GITHUB_REF": "refs/pull/3/merge",
+        "CI_REMOTE_SECRETS": secrets,
+    }
+    command = ["env", *(f"{k}={v}" for k, v in env.items()), "python", "-m", "mnist_pipeline"]
+    return run([*command, "ci"], repo)
+
+
+def test_a_pull_request_never_pushes_and_without_secrets_never_pulls(
+    trained_repo: Path, tmp_path: Path
+) -> None:
+    repo = copy_repo(trained_repo, tmp_path / "repo")
+    store = tmp_path / "store"
+    run(["dvc", "remote", "add", "-d", "store", str(store)], repo)
+
+    with_secrets = pull_request_ci(repo, "true")
+    assert "$ dvc pull --allow-missing" in with_secrets.stderr
+    assert "$ dvc push" not in with_secrets.stderr
+    assert "pull_request on refs/pull/3/merge: dvc pull; no dvc push" in with_secrets.stderr
+    assert not store.exists() or not any(store.rglob("*"))  # nothing written to the remote
+
+    without = pull_request_ci(repo, "false")
+    assert "$ dvc pull" not in without.stderr and "$ dvc push" not in without.stderr
+    line = "dvc pull skipped, training from scratch, nothing pushed"
+    assert re.search(rf"WARNING .*DVC remote: no credentials .*{line}", without.stderr)
+    assert line in (repo / "dvc_plots" / "ci-summary.md").read_text()
+    assert not store.exists() or not any(store.rglob("*"))
 
 
 def browser() -> str:

@@ -40,7 +40,7 @@ def _plots_template(args: argparse.Namespace) -> int:
 def _ci(args: argparse.Namespace) -> int:
     from mnist_pipeline.ci import run_ci
 
-    return 0 if run_ci(Path.cwd(), base=args.base, report_path=args.report) else 1
+    return 0 if run_ci(Path.cwd(), base=args.base) else 1
 
 
 def parser() -> argparse.ArgumentParser:
@@ -74,8 +74,10 @@ def parser() -> argparse.ArgumentParser:
     ci = commands.add_parser(
         "ci", help="reproduce, check accuracy floors and write the report (make ci)"
     )
-    ci.add_argument("--base", default="main", help="revision to compare with (main)")
-    ci.add_argument("--report", type=Path, default=Path("dvc_plots/ci-report.md"))
+    ci.add_argument(
+        "--base",
+        help="revision to compare with (default: the pull request's base branch, else main)",
+    )
     ci.set_defaults(run=_ci)
     return top
 

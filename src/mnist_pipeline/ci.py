@@ -1,31 +1,37 @@
 """``make ci``: reproduce the pipeline, check every model's accuracy floor, write a report.
 
-The report holds the floors, ``dvc metrics diff`` and ``dvc params diff`` against a base
-revision as markdown tables, and every plot as an image. In GitHub Actions it is appended
-to ``$GITHUB_STEP_SUMMARY`` (images inline); elsewhere it is written to a file (images
-linked) and printed.
+The report holds the floors, what was pulled from and pushed to the DVC remote and why,
+``dvc metrics diff`` and ``dvc params diff`` against a base revision as markdown tables,
+and the plots. Two versions are written: ``dvc_plots/ci-report.md`` shows the PNGs beside
+it (for a local run, or the downloaded artifact); ``dvc_plots/ci-summary.md`` links them in
+the run's ``pipeline-report`` artifact, since GitHub shows no image a job summary or a
+comment embeds as a ``data:`` URI. In GitHub Actions the second is appended to
+``$GITHUB_STEP_SUMMARY`` and becomes the pull request's comment (:mod:`.pr_comment`).
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_pipeline.atomic import write_text
+from mnist_pipeline.ci_remote import CiEvent, RemotePlan, plan_remote
 from mnist_pipeline.dvc_cli import dvc
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.params import load_params
 from mnist_pipeline.plots import show_plots
+from mnist_pipeline.pr_comment import run_url
 
 log = logging.getLogger(__name__)
 
-# GitHub refuses a step summary over 1 MiB: inline images only while they fit in this.
-INLINE_IMAGE_BUDGET = 700_000
+REPORT = Path("dvc_plots/ci-report.md")
+SUMMARY = Path("dvc_plots/ci-summary.md")
+ARTIFACT = "pipeline-report"  # the workflow uploads dvc_plots/ under this name
 
 
 @dataclass(frozen=True)
@@ -101,30 +107,43 @@ def diff_markdown(kind: str, base: str, cwd: Path) -> str:
     return tidy_diff(table, kind, base, fold_nested=kind == "metrics")
 
 
-def image_markdown(images: list[Path], report_dir: Path | None) -> str:
-    """Images as markdown: linked relative to ``report_dir``, or inline (``None``)."""
-    parts, budget = [], INLINE_IMAGE_BUDGET
-    for image in images:
-        if report_dir is not None:
-            src = os.path.relpath(image, report_dir)
-        else:
-            data = base64.b64encode(image.read_bytes()).decode("ascii")
-            if len(data) > budget:
-                parts.append(f"- {image.name}: too large to inline; see the run's artifacts\n")
-                continue
-            budget -= len(data)
-            src = f"data:image/png;base64,{data}"
-        parts.append(f"![{image.stem}]({src})\n")
-    return "\n".join(parts)
+def image_markdown(images: list[Path], report_dir: Path) -> str:
+    """Images as markdown, linked relative to ``report_dir`` (the report's folder)."""
+    return "\n".join(f"![{image.stem}]({os.path.relpath(image, report_dir)})\n" for image in images)
+
+
+def image_links(images: list[Path], plots_dir: Path, run_url: str | None) -> str:
+    """The plots as a list of their paths in the run's artifact, which ``run_url`` links."""
+    where = f"[this run]({run_url})" if run_url else "this run"
+    lines = [
+        f"Every plot is a PNG in the `{ARTIFACT}` artifact of {where}"
+        " (`index.html` draws the interactive ones offline):\n"
+    ]
+    lines += [f"- `{os.path.relpath(image, plots_dir)}`" for image in images]
+    return "\n".join(lines) + "\n"
+
+
+def base_revision(event: CiEvent, environ: Mapping[str, str] | None = None) -> str:
+    """What to diff against: a pull request's base branch, else the default branch; in GitHub
+    Actions as ``origin/<branch>``, the only ref a checkout of a pull request has for it."""
+    env = os.environ if environ is None else environ
+    branch = env.get("GITHUB_BASE_REF") or event.default_branch
+    return f"origin/{branch}" if env.get("GITHUB_ACTIONS") == "true" else branch
 
 
 def build_report(
-    checks: list[FloorCheck], metrics_diff: str, params_diff: str, images_md: str, base: str
+    checks: list[FloorCheck],
+    metrics_diff: str,
+    params_diff: str,
+    images_md: str,
+    base: str,
+    plan: RemotePlan,
 ) -> str:
     verdict = "passed" if all(c.passed for c in checks) else "FAILED"
     return (
         f"# Pipeline report: accuracy floors {verdict}\n\n"
         f"{floors_table(checks)}\n"
+        f"DVC remote: {plan.reason}.\n\n"
         f"## Metrics against `{base}`\n\n{metrics_diff}\n"
         f"## Params against `{base}`\n\n{params_diff}\n"
         f"## Plots\n\n{images_md}"
@@ -135,43 +154,45 @@ def has_remote(repo: Path) -> bool:
     return bool(dvc(["remote", "list"], cwd=repo).strip())
 
 
-def publish(report_for_file: str, report_inline: str, report_path: Path) -> Path:
-    """Append to ``$GITHUB_STEP_SUMMARY`` when set; always write ``report_path`` and print it."""
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as handle:
-            handle.write(report_inline + "\n")
-        log.info("appended the report to $GITHUB_STEP_SUMMARY (%s)", summary)
-    write_text(report_path, report_for_file)
-    sys.stdout.write(report_for_file)
-    log.info("wrote %s", report_path)
-    return report_path
+def publish(report: str, summary: str, repo: Path) -> tuple[Path, Path]:
+    """Write the report (:data:`REPORT`, printed) and the summary (:data:`SUMMARY`), and
+    append the summary to ``$GITHUB_STEP_SUMMARY`` when that is set."""
+    report_path, summary_path = repo / REPORT, repo / SUMMARY
+    write_text(report_path, report)
+    write_text(summary_path, summary)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as handle:
+            handle.write(summary + "\n")
+        log.info("appended the report to $GITHUB_STEP_SUMMARY (%s)", step_summary)
+    sys.stdout.write(report)
+    log.info("wrote %s and %s", report_path, summary_path)
+    return report_path, summary_path
 
 
-def run_ci(repo: Path, base: str = "main", report_path: Path | None = None) -> bool:
-    """Pull (with a remote), reproduce, push, draw the plots, check floors, report.
-
-    Returns whether every model meets its floor; the report is written either way.
-    """
-    report_path = repo / (report_path or Path("dvc_plots/ci-report.md"))
+def run_ci(repo: Path, base: str | None = None) -> bool:
+    """Pull, reproduce, push (as :func:`.plan_remote` decides), draw the plots, check the
+    floors, report. Returns whether every model meets its floor; the report is written
+    either way."""
+    event = CiEvent.from_env()
     remote = has_remote(repo)
-    if remote:
+    plan = plan_remote(event, remote)
+    (log.warning if remote and not plan.pull else log.info)("DVC remote: %s", plan.reason)
+    base = base or base_revision(event)
+    if plan.pull:
         dvc(["pull", "--allow-missing"], cwd=repo, capture=False)
     dvc(["repro"], cwd=repo, capture=False)
-    if remote:
+    if plan.push:
         dvc(["push"], cwd=repo, capture=False)
     images = show_plots(repo)
     params = load_params(repo / "params.yaml")
     checks = check_floors(params.accuracy_floor, repo / "metrics")
-    sections = (
-        checks,
-        diff_markdown("metrics", base, repo),
-        diff_markdown("params", base, repo),
-    )
+    diffs = (diff_markdown("metrics", base, repo), diff_markdown("params", base, repo))
+    plots_dir = (repo / REPORT).parent
     publish(
-        build_report(*sections, image_markdown(images, report_path.parent), base),
-        build_report(*sections, image_markdown(images, None), base),
-        report_path,
+        build_report(checks, *diffs, image_markdown(images, plots_dir), base, plan),
+        build_report(checks, *diffs, image_links(images, plots_dir, run_url()), base, plan),
+        repo,
     )
     for check in checks:
         (log.info if check.passed else log.error)("%s", check.describe())
