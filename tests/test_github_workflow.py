@@ -4,6 +4,7 @@ workflow keeps (least privilege, pinned current actions, tests before retraining
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -38,7 +39,10 @@ def actionlint(*paths: Path) -> subprocess.CompletedProcess[str]:
     """actionlint (WebAssembly, under node) through the script ``make lint`` runs."""
     node = shutil.which("node")
     if node is None or not (REPO_ROOT / "node_modules" / "@tktco" / "node-actionlint").is_dir():
-        pytest.fail("actionlint needs node and `npm ci` (package-lock.json): run `make test`")
+        howto = "actionlint needs Node.js and `npm ci` (package-lock.json): run `make test`"
+        if os.environ.get("CI"):
+            pytest.fail(howto)
+        pytest.skip(howto)
     command = [node, str(ACTIONLINT), *map(str, paths)]
     return subprocess.run(command, capture_output=True, text=True, check=False)
 
