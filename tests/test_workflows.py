@@ -104,6 +104,33 @@ def test_exp_run_with_a_param_and_exp_show(experiment_repo: Path, trained_repo: 
     assert any(line.startswith("short-mlp,") for line in lines)
 
 
+def test_exp_with_a_validation_split_shows_validation_accuracy(
+    trained_repo: Path, tmp_path: Path
+) -> None:
+    """The recipe log's kind of run: `dvc exp run -S data.validation=N`, read in exp show."""
+    repo = copy_repo(trained_repo, tmp_path / "repo")
+    command = ["dvc", "exp", "run", "-n", "held-out", "-S", "data.validation=200"]
+    result = run([*command, "-S", "models.mlp.epochs=2"], repo)
+    # both models train on fewer digits; the data stages do not run again
+    assert stages_run(result.stdout) == {
+        "train@lenet5",
+        "train@mlp",
+        "evaluate@lenet5",
+        "evaluate@mlp",
+        "report",
+    }
+    metrics = experiments(repo)["held-out"]["metrics"]
+    for model in ("lenet5", "mlp"):
+        values = metrics[f"metrics/{model}.json"]["data"]
+        assert values["validation_images"] == 200
+        assert 0.1 < values["validation_accuracy"] <= 1
+        assert values["provenance"]["train"]["threads"] >= 1
+    header = run(["dvc", "exp", "show", "--csv"], repo).stdout.splitlines()[0]
+    assert "metrics/mlp.json:validation_accuracy" in header
+    history = (repo / "plots" / "mlp" / "history.csv").read_text().splitlines()
+    assert history[0].endswith("validation_loss,validation_accuracy") and len(history) == 3
+
+
 def test_queued_sweep_runs_every_experiment(trained_repo: Path, tmp_path: Path) -> None:
     repo = copy_repo(trained_repo, tmp_path / "repo")
     queued = run(
