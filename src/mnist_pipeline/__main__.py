@@ -14,10 +14,14 @@ log = logging.getLogger("mnist_pipeline")
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from mnist_pipeline.predict import predict
+    from mnist_pipeline.predict import predict, predict_onnx
 
-    checkpoint = args.checkpoint or Path("models") / f"{args.model or 'lenet5'}.pt"
-    for result in predict(args.images, checkpoint, model_name=args.model):
+    if args.onnx is not None:
+        results = predict_onnx(args.images, args.onnx, model_name=args.model)
+    else:
+        checkpoint = args.checkpoint or Path("models") / f"{args.model or 'lenet5'}.pt"
+        results = predict(args.images, checkpoint, model_name=args.model)
+    for result in results:
         sys.stdout.write(f"{result.path}: {result.digit} ({result.probability:.1%})\n")
     return 0
 
@@ -54,9 +58,17 @@ def parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     predict.add_argument(
-        "--model", help="use models/<model>.pt (default lenet5); with --checkpoint, check it"
+        "--model",
+        help="use models/<model>.pt (default lenet5); with --checkpoint or --onnx, check it",
     )
-    predict.add_argument("--checkpoint", type=Path, help="a checkpoint file to use instead")
+    source = predict.add_mutually_exclusive_group()
+    source.add_argument("--checkpoint", type=Path, help="a checkpoint file to use instead")
+    source.add_argument(
+        "--onnx",
+        type=Path,
+        metavar="FILE",
+        help="an exported ONNX file (models/<model>.onnx), run by onnxruntime without torch",
+    )
     predict.set_defaults(run=_predict)
 
     plots = commands.add_parser(

@@ -4,6 +4,9 @@ Any image PIL reads is brought to MNIST's form first: gray, a light digit on a d
 background (a dark digit on a light one is inverted), cropped to the digit, its longest
 side scaled to 20 pixels and placed in a 28x28 frame so that its centre of mass lies at
 the centre, as the MNIST digits were prepared.
+
+With a checkpoint, torch runs the model; with an exported ONNX file, onnxruntime does,
+and torch is not imported.
 """
 
 from __future__ import annotations
@@ -12,11 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from mnist_pipeline.checkpoint import load_checkpoint
-from mnist_pipeline.data import BatchTransform
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.png import SIDE
 
@@ -95,15 +95,35 @@ def load_digit(path: Path) -> np.ndarray:
     return to_mnist(read_gray(path), str(path))
 
 
-@torch.inference_mode()
+def _best(paths: list[Path], probabilities: np.ndarray) -> list[Prediction]:
+    digits = probabilities.argmax(axis=1)
+    return [
+        Prediction(path, int(d), float(probabilities[i, d]))
+        for i, (path, d) in enumerate(zip(paths, digits, strict=True))
+    ]
+
+
 def predict(paths: list[Path], checkpoint: Path, model_name: str | None = None) -> list[Prediction]:
     """The most probable digit, with its probability, for each image in ``paths``."""
+    import torch
+
+    from mnist_pipeline.checkpoint import load_checkpoint
+    from mnist_pipeline.data import BatchTransform
+
     digits = np.stack([load_digit(path) for path in paths])
     loaded = load_checkpoint(checkpoint, expected_model=model_name)
-    images = BatchTransform(deskew=loaded.deskew)(torch.from_numpy(digits).unsqueeze(1))
-    probabilities = loaded.model(images).softmax(dim=1)
-    best, digit = probabilities.max(dim=1)
-    return [
-        Prediction(path, int(d), float(p))
-        for path, d, p in zip(paths, digit.tolist(), best.tolist(), strict=True)
-    ]
+    with torch.inference_mode():
+        images = BatchTransform(deskew=loaded.deskew)(torch.from_numpy(digits).unsqueeze(1))
+        probabilities = loaded.model(images).softmax(dim=1).double().numpy()
+    return _best(paths, probabilities)
+
+
+def predict_onnx(
+    paths: list[Path], onnx_path: Path, model_name: str | None = None
+) -> list[Prediction]:
+    """:func:`predict` with an exported ONNX file, run by onnxruntime: torch not needed."""
+    from mnist_pipeline.onnxfile import open_model, softmax
+
+    exported = open_model(onnx_path, expected=model_name)  # refuse a bad file before reading
+    digits = np.stack([load_digit(path) for path in paths])
+    return _best(paths, softmax(exported.logits(digits)))
