@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from conftest import copy_repo, run
+from mnist_pipeline.onnxfile import open_model
 
 MODELS = ("lenet5", "mlp")
 OUTPUTS = [
@@ -26,6 +27,8 @@ OUTPUTS = [
             f"plots/{model}/history.csv",
             f"plots/{model}/confusion.csv",
             f"plots/{model}/misclassified.png",
+            f"models/{model}.onnx",
+            f"metrics/{model}-onnx.json",
         )
     ],
 ]
@@ -47,6 +50,8 @@ def test_dvc_repro_runs_every_stage_and_only_what_a_change_touches(
         "train@mlp",
         "evaluate@lenet5",
         "evaluate@mlp",
+        "export@lenet5",
+        "export@mlp",
         "report",
     }
     for output in OUTPUTS:
@@ -68,4 +73,24 @@ def test_dvc_repro_runs_every_stage_and_only_what_a_change_touches(
     params["models"]["mlp"]["lr"] = 0.05
     (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     second = run(["dvc", "repro"], repo_copy)
-    assert stages_run(second.stdout) == {"train@mlp", "evaluate@mlp", "report"}
+    assert stages_run(second.stdout) == {"train@mlp", "evaluate@mlp", "export@mlp", "report"}
+
+
+@pytest.mark.slow
+def test_dvc_artifacts_get_copies_an_exported_model_out(
+    reproduced_repo: tuple[Path, str], tmp_path: Path
+) -> None:
+    """The model registry: `dvc artifacts get . <model>` from the committed pipeline."""
+    repo = copy_repo(reproduced_repo[0], tmp_path / "repo")
+    listed = yaml.safe_load((repo / "dvc.yaml").read_text())["artifacts"]
+    assert {name: a["path"] for name, a in listed.items()} == {
+        model: f"models/{model}.onnx" for model in MODELS
+    }
+    assert all(a["type"] == "model" and a["desc"] and a["labels"] for a in listed.values())
+    out = tmp_path / "fetched"
+    out.mkdir()
+    for model in MODELS:
+        run(["dvc", "artifacts", "get", ".", model, "-o", str(out / f"{model}.onnx")], repo)
+        fetched = (out / f"{model}.onnx").read_bytes()
+        assert fetched == (repo / "models" / f"{model}.onnx").read_bytes()
+        assert open_model(out / f"{model}.onnx", expected=model).name == model

@@ -28,6 +28,7 @@ MUST_MATCH = [
             f"plots/{model}/history.csv",
             f"plots/{model}/confusion.csv",
             f"metrics/{model}.json",
+            f"models/{model}.onnx",
         )
     ),
 ]

@@ -1,0 +1,346 @@
+"""The export stage: ONNX files that read raw pixels, checked against PyTorch, and refused
+when they are not what they claim to be."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from conftest import REPO_ROOT, fast_params, run
+from mnist_pipeline.__main__ import main
+from mnist_pipeline.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from mnist_pipeline.data import BatchTransform, DigitFolder
+from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.export import TOLERANCE, compare_logits, export_onnx, run_export
+from mnist_pipeline.onnxfile import DESKEW_KEY, MODEL_KEY, open_model
+from mnist_pipeline.params import parse_params
+from mnist_pipeline.predict import load_digit, predict, predict_onnx
+from mnist_pipeline.train import train_model
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory, small_images: Path) -> dict[str, Path]:
+    """models/<model>.pt trained briefly on the small slice: LeNet-5 deskews, the MLP not."""
+    models = parse_params(fast_params()).models
+    train_set, test_set = DigitFolder(small_images / "train"), DigitFolder(small_images / "test")
+    folder = tmp_path_factory.mktemp("work") / "models"
+    paths = {}
+    for name, deskew in [("lenet5", True), ("mlp", False)]:
+        params = dataclasses.replace(models[name], epochs=3, deskew=deskew)
+        model, _ = train_model(name, params, train_set, test_set)
+        paths[name] = folder / f"{name}.pt"
+        save_checkpoint(paths[name], name, model, params)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def exported(
+    tmp_path_factory: pytest.TempPathFactory, checkpoints: dict[str, Path], small_images: Path
+) -> dict[str, tuple[Path, dict]]:
+    """What the export stage writes for each model: its ONNX file and its metrics."""
+    out = tmp_path_factory.mktemp("exported")
+    results = {}
+    for name, checkpoint in checkpoints.items():
+        onnx_path, metrics_path = out / f"{name}.onnx", out / f"{name}-onnx.json"
+        returned = run_export(checkpoint, name, small_images, onnx_path, metrics_path)
+        assert json.loads(metrics_path.read_text()) == returned
+        results[name] = (onnx_path, returned)
+    return results
+
+
+def pipeline_logits(checkpoint: Path, images: torch.Tensor) -> np.ndarray:
+    """What the pipeline's own PyTorch path gives for uint8 ``images``."""
+    loaded = load_checkpoint(checkpoint)
+    with torch.inference_mode():
+        return loaded.model(BatchTransform(deskew=loaded.deskew)(images)).numpy()
+
+
+@pytest.mark.parametrize("name", ["lenet5", "mlp"])
+def test_the_stage_writes_a_verified_file_and_its_metrics(
+    name: str, exported: dict[str, tuple[Path, dict]], small_images: Path
+) -> None:
+    path, metrics = exported[name]
+    assert metrics["test_images"] == 500
+    assert metrics["size_bytes"] == path.stat().st_size > 200_000  # the weights are inside
+    assert metrics["opset"] >= 16
+    assert metrics["onnx_accuracy"] == metrics["pytorch_accuracy"] > 0.3  # no class differs
+    assert 0 <= metrics["max_logit_difference"] <= metrics["tolerance"] == TOLERANCE
+    # onnxruntime alone, on the raw test pixels, scores what the metrics say
+    test_set = DigitFolder(small_images / "test")
+    logits = open_model(path, name).logits(test_set.images.numpy())
+    accuracy = (logits.argmax(axis=1) == test_set.labels.numpy()).mean()
+    assert round(float(accuracy), 6) == metrics["onnx_accuracy"]
+    assert not list(path.parent.glob(f".{path.name}.*"))  # no temporary file left
+
+
+def test_deskewing_is_in_the_graph_only_when_the_checkpoint_asks(
+    exported: dict[str, tuple[Path, dict]],
+) -> None:
+    for name, deskew in [("lenet5", True), ("mlp", False)]:
+        model = onnx.load(exported[name][0])
+        ops = {node.op_type for node in model.graph.node}
+        assert ("GridSample" in ops) == deskew, name
+        metadata = {prop.key: prop.value for prop in model.metadata_props}
+        assert metadata[MODEL_KEY] == name
+        assert metadata[DESKEW_KEY] == ("true" if deskew else "false")
+        assert model.producer_name == "mnist-pipeline"
+        assert not model.graph.initializer[0].HasField("data_location")  # weights inside
+
+
+@pytest.mark.parametrize("batch", [1, 7, 64])
+def test_any_batch_size_gives_the_pipelines_logits(
+    batch: int, checkpoints: dict[str, Path], exported: dict[str, tuple[Path, dict]]
+) -> None:
+    """Raw uint8 pixels in, logits out, for digits and for pixels MNIST never has."""
+    generator = torch.Generator().manual_seed(batch)
+    noise = torch.randint(0, 256, (batch, 1, 28, 28), dtype=torch.uint8, generator=generator)
+    noise[0] = 0  # a blank image: the deskew falls back to the identity
+    for name in ("lenet5", "mlp"):
+        expected = pipeline_logits(checkpoints[name], noise)
+        logits = open_model(exported[name][0], name).logits(noise.numpy())
+        assert logits.shape == (batch, 10) and logits.dtype == np.float32
+        assert np.abs(logits - expected).max() <= TOLERANCE
+        assert (logits.argmax(axis=1) == expected.argmax(axis=1)).all()
+
+
+def test_exporting_twice_gives_the_same_bytes(checkpoints: dict[str, Path]) -> None:
+    loaded = load_checkpoint(checkpoints["lenet5"])
+    first, second = export_onnx(loaded, "ab" * 32), export_onnx(loaded, "ab" * 32)
+    assert first == second
+    # nothing about where or how it was run: no source paths, no stack traces
+    for leak in (b"stack_trace", b".py", str(Path.cwd()).encode(), b"pkg.torch"):
+        assert leak not in first, leak
+
+
+def test_a_checkpoint_of_unknown_format_is_an_error_naming_model_and_step(
+    tmp_path: Path, small_images: Path
+) -> None:
+    checkpoint = tmp_path / "lenet5.pt"
+    torch.save({"format_version": 99, "state_dict": {}}, checkpoint)
+    onnx_path = tmp_path / "lenet5.onnx"
+    with pytest.raises(PipelineError, match="model 'lenet5': step 'load checkpoint'.*format"):
+        run_export(checkpoint, "lenet5", small_images, onnx_path, tmp_path / "m.json")
+    assert not onnx_path.exists()
+
+
+@torch.library.custom_op("mnist_pipeline_test::halve", mutates_args=())
+def halve(x: torch.Tensor) -> torch.Tensor:
+    """An operator with no ONNX translation."""
+    return x / 2
+
+
+@halve.register_fake
+def _(x: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+class Unexportable(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return halve(x).flatten(1)[:, :10]
+
+
+def test_a_model_that_does_not_export_is_an_error_naming_model_and_step() -> None:
+    with pytest.raises(PipelineError) as caught:
+        export_onnx(Checkpoint("custom", Unexportable(), False, {}, 0))
+    message = str(caught.value)
+    assert message.startswith("model 'custom': step 'torch.onnx.export' failed: ")
+    assert "\x1b" not in message and "\n" not in message
+
+
+def test_onnx_that_disagrees_with_pytorch_is_refused_with_the_count(
+    checkpoints: dict[str, Path], exported: dict[str, tuple[Path, dict]], small_images: Path
+) -> None:
+    """The LeNet-5 file checked against the MLP's logits: a real disagreement."""
+    images = DigitFolder(small_images / "test").images
+    onnx_logits = open_model(exported["lenet5"][0]).logits(images.numpy())
+    other = pipeline_logits(checkpoints["mlp"], images)
+    differ = int((onnx_logits.argmax(axis=1) != other.argmax(axis=1)).sum())
+    assert differ > 0
+    with pytest.raises(PipelineError, match=f"step 'verify with onnxruntime'.*: {differ} of 500"):
+        compare_logits("lenet5", onnx_logits, other)
+    # the same classes with logits further apart than the tolerance fail too
+    with pytest.raises(PipelineError, match="0 of 500 test digits.*difference 0.01"):
+        compare_logits("lenet5", onnx_logits, onnx_logits + 0.01)
+    assert compare_logits("lenet5", onnx_logits, onnx_logits) == 0.0
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.99, 0.9999])
+def test_a_truncated_file_is_refused(
+    keep: float, exported: dict[str, tuple[Path, dict]], tmp_path: Path
+) -> None:
+    data = exported["lenet5"][0].read_bytes()
+    cut = tmp_path / "lenet5.onnx"
+    cut.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(PipelineError, match=re.escape(str(cut))):
+        open_model(cut)
+
+
+def rewrite(source: Path, target: Path, change) -> Path:
+    model = onnx.load(source)
+    change(model)
+    onnx.save(model, target)
+    return target
+
+
+def test_a_file_that_is_not_the_model_it_claims_is_refused(
+    exported: dict[str, tuple[Path, dict]], tmp_path: Path
+) -> None:
+    lenet5 = exported["lenet5"][0]
+    with pytest.raises(PipelineError, match="holds model 'lenet5', expected 'mlp'"):
+        open_model(lenet5, expected="mlp")
+
+    def float_input(model: onnx.ModelProto) -> None:
+        model.graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.FLOAT
+
+    def fixed_batch(model: onnx.ModelProto) -> None:
+        model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+
+    def five_classes(model: onnx.ModelProto) -> None:
+        model.graph.output[0].type.tensor_type.shape.dim[1].dim_value = 5
+
+    def no_metadata(model: onnx.ModelProto) -> None:
+        del model.metadata_props[:]
+
+    for change, message in [
+        (
+            float_input,
+            "must have one input 'pixels' uint8 \\[N, 1, 28, 28\\], has 'pixels' float32",
+        ),
+        (fixed_batch, "has 'pixels' uint8 \\[1, 1, 28, 28\\]"),
+        (five_classes, "one output 'logits' float32 \\[N, 10\\], has 'logits' float32 \\[N, 5\\]"),
+        (no_metadata, "no 'mnist_pipeline.model' in its metadata"),
+    ]:
+        path = rewrite(lenet5, tmp_path / f"{change.__name__}.onnx", change)
+        with pytest.raises(PipelineError, match=message):
+            open_model(path)
+    not_onnx = tmp_path / "digit.onnx"
+    not_onnx.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    with pytest.raises(PipelineError, match="not a readable ONNX file"):
+        open_model(not_onnx)
+
+
+# predict --onnx, and the numpy + Pillow + onnxruntime example
+
+EXAMPLE = REPO_ROOT / "examples" / "classify_onnx.py"
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory, small_images: Path) -> list[Path]:
+    """30 test digits as a user might photograph them: larger, off-centre, dark on light."""
+    folder = tmp_path_factory.mktemp("photos")
+    paths = []
+    for index, image in enumerate(DigitFolder(small_images / "test").images[:30, 0].numpy()):
+        big = Image.fromarray(255 - image).resize((70, 70), Image.Resampling.BILINEAR)
+        canvas = Image.new("L", (100, 90), 255)
+        canvas.paste(big, (5 + index % 20, 15))
+        paths.append(folder / f"{index}.png")
+        canvas.convert("RGB").save(paths[-1])
+    return paths
+
+
+def test_predict_with_onnx_gives_the_checkpoints_answers(
+    photos: list[Path], checkpoints: dict[str, Path], exported: dict[str, tuple[Path, dict]]
+) -> None:
+    for name in ("lenet5", "mlp"):
+        with_torch = predict(photos, checkpoints[name], model_name=name)
+        with_onnx = predict_onnx(photos, exported[name][0], model_name=name)
+        assert [p.digit for p in with_onnx] == [p.digit for p in with_torch]
+        for a, b in zip(with_onnx, with_torch, strict=True):
+            assert a.path == b.path and abs(a.probability - b.probability) < 1e-4
+
+
+def test_predict_onnx_runs_without_torch(
+    photos: list[Path], exported: dict[str, tuple[Path, dict]], tmp_path: Path
+) -> None:
+    onnx_path = exported["lenet5"][0]
+    code = (
+        "import sys; sys.modules['torch'] = None  # any import of torch fails\n"
+        "from mnist_pipeline.__main__ import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    args = ["predict", "--onnx", str(onnx_path), *map(str, photos[:5])]
+    result = run([sys.executable, "-c", code, *args], tmp_path)
+    expected = predict_onnx(photos[:5], onnx_path)
+    lines = result.stdout.splitlines()
+    assert [line.split(": ")[1].split(" ")[0] for line in lines] == [str(p.digit) for p in expected]
+    assert lines[0].startswith(f"{photos[0]}: ")
+
+
+def test_predict_refuses_a_bad_onnx_file_with_a_clear_message(
+    photos: list[Path],
+    exported: dict[str, tuple[Path, dict]],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    lenet5 = exported["lenet5"][0]
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(lenet5.read_bytes()[:-100])
+    cases = [
+        (["--onnx", str(cut)], f"{cut}: "),
+        (["--onnx", str(lenet5), "--model", "mlp"], "holds model 'lenet5', expected 'mlp'"),
+        (["--onnx", str(tmp_path / "none.onnx")], "no such ONNX file"),
+    ]
+    for options, message in cases:
+        caplog.clear()
+        assert main(["predict", *options, str(photos[0])]) == 1
+        assert message in caplog.text
+        assert capsys.readouterr().out == ""  # no prediction printed from a refused file
+
+
+def load_example() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("classify_onnx", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_example_brings_images_to_mnist_form_as_predict_does(photos: list[Path]) -> None:
+    example = load_example()
+    for path in photos:
+        ours, theirs = example.mnist_form(str(path)), load_digit(path)
+        assert ours.dtype == np.uint8 and ours.shape == (28, 28)
+        assert np.abs(ours.astype(int) - theirs.astype(int)).max() <= 1, path
+
+
+def test_the_example_classifies_like_predict(
+    photos: list[Path], exported: dict[str, tuple[Path, dict]], tmp_path: Path
+) -> None:
+    """Run as a user would, with only numpy, Pillow and onnxruntime imported."""
+    onnx_path = exported["lenet5"][0]
+    code = (
+        "import sys, runpy\n"
+        "for name in ('torch', 'mnist_pipeline'): sys.modules[name] = None\n"
+        "sys.argv = sys.argv[1:]\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+    )
+    result = run(
+        [sys.executable, "-c", code, str(EXAMPLE), str(onnx_path), *map(str, photos)], tmp_path
+    )
+    expected = [f"{p.path}: {p.digit}" for p in predict_onnx(photos, onnx_path)]
+    assert result.stdout.splitlines() == expected
+
+
+def test_the_readme_shows_the_example_as_it_is() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    code = EXAMPLE.read_text().split('"""\n', 2)[2].strip()  # after the module docstring
+    assert code in readme
+    logic = [
+        line
+        for line in code.splitlines()
+        if line.strip()
+        and not line.lstrip().startswith(("import", "from", "def", "if", '"""', "#"))
+    ]
+    assert len(logic) <= 15
