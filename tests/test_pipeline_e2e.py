@@ -80,7 +80,8 @@ def test_dvc_repro_runs_every_stage_and_only_what_a_change_touches(
 def test_dvc_artifacts_get_copies_an_exported_model_out(
     reproduced_repo: tuple[Path, str], tmp_path: Path
 ) -> None:
-    """The model registry: `dvc artifacts get . <model>` from the committed pipeline."""
+    """The model registry: a version registered (``gto register``: a Git tag), then
+    ``dvc artifacts get . <model>`` copies out the file of its latest version."""
     repo = copy_repo(reproduced_repo[0], tmp_path / "repo")
     listed = yaml.safe_load((repo / "dvc.yaml").read_text())["artifacts"]
     assert {name: a["path"] for name, a in listed.items()} == {
@@ -89,7 +90,10 @@ def test_dvc_artifacts_get_copies_an_exported_model_out(
     assert all(a["type"] == "model" and a["desc"] and a["labels"] for a in listed.values())
     out = tmp_path / "fetched"
     out.mkdir()
+    missing = run(["dvc", "artifacts", "get", ".", "lenet5"], repo, check=False)
+    assert missing.returncode != 0 and "Unable to find artifact 'lenet5'" in missing.stderr
     for model in MODELS:
+        run(["gto", "register", model, "--version", "v1.0.0"], repo)  # tag {model}@v1.0.0
         run(["dvc", "artifacts", "get", ".", model, "-o", str(out / f"{model}.onnx")], repo)
         fetched = (out / f"{model}.onnx").read_bytes()
         assert fetched == (repo / "models" / f"{model}.onnx").read_bytes()
