@@ -7,6 +7,7 @@ import dataclasses
 import importlib.util
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -344,3 +345,24 @@ def test_the_readme_shows_the_example_as_it_is() -> None:
         and not line.lstrip().startswith(("import", "from", "def", "if", '"""', "#"))
     ]
     assert len(logic) <= 15
+
+
+def test_the_benchmark_times_both_runtimes(
+    checkpoints: dict[str, Path],
+    exported: dict[str, tuple[Path, dict]],
+    small_images: Path,
+    tmp_path: Path,
+) -> None:
+    """No timing asserted: only that both runtimes ran over every test digit of each model."""
+    for name in ("lenet5", "mlp"):
+        shutil.copy(checkpoints[name], tmp_path / f"{name}.pt")
+        shutil.copy(exported[name][0], tmp_path / f"{name}.onnx")
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    try:
+        bench_onnx = importlib.import_module("bench_onnx")
+    finally:
+        sys.path.remove(str(REPO_ROOT / "benchmarks"))
+    rows = bench_onnx.run(small_images, tmp_path, repeats=1)
+    assert [(row["model"], row["digits"]) for row in rows] == [("lenet5", 500), ("mlp", 500)]
+    for row in rows:
+        assert all(row[key] > 0 for key in row if key.endswith("_s"))

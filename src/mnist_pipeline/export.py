@@ -42,6 +42,9 @@ from mnist_pipeline.onnxfile import (
 from mnist_pipeline.runtime import make_deterministic, provenance
 
 log = logging.getLogger(__name__)
+# the exporter's passes log every rewrite at INFO: keep the stage's log to its own lines
+for _name in ("onnx_ir", "onnxscript"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 # torch's dynamo exporter writes opset 18 natively (an other opset goes through the ONNX
 # version converter); GridSample exists since opset 16 and onnxruntime runs 18 fully.
