@@ -251,6 +251,12 @@ def photos(tmp_path_factory: pytest.TempPathFactory, small_images: Path) -> list
     return paths
 
 
+def run_without(modules: tuple[str, ...], code: str, args: list[str], cwd: Path) -> str:
+    """The output of ``code`` run by a fresh Python in which importing ``modules`` fails."""
+    block = f"import sys\nfor name in {modules!r}:\n    sys.modules[name] = None\n"
+    return run([sys.executable, "-c", block + code, *args], cwd).stdout
+
+
 def test_predict_with_onnx_gives_the_checkpoints_answers(
     photos: list[Path], checkpoints: dict[str, Path], exported: dict[str, tuple[Path, dict]]
 ) -> None:
@@ -266,15 +272,10 @@ def test_predict_onnx_runs_without_torch(
     photos: list[Path], exported: dict[str, tuple[Path, dict]], tmp_path: Path
 ) -> None:
     onnx_path = exported["lenet5"][0]
-    code = (
-        "import sys; sys.modules['torch'] = None  # any import of torch fails\n"
-        "from mnist_pipeline.__main__ import main\n"
-        "sys.exit(main(sys.argv[1:]))\n"
-    )
+    code = "from mnist_pipeline.__main__ import main\nsys.exit(main(sys.argv[1:]))\n"
     args = ["predict", "--onnx", str(onnx_path), *map(str, photos[:5])]
-    result = run([sys.executable, "-c", code, *args], tmp_path)
+    lines = run_without(("torch",), code, args, tmp_path).splitlines()
     expected = predict_onnx(photos[:5], onnx_path)
-    lines = result.stdout.splitlines()
     assert [line.split(": ")[1].split(" ")[0] for line in lines] == [str(p.digit) for p in expected]
     assert lines[0].startswith(f"{photos[0]}: ")
 
@@ -322,16 +323,12 @@ def test_the_example_classifies_like_predict(
     """Run as a user would, with only numpy, Pillow and onnxruntime imported."""
     onnx_path = exported["lenet5"][0]
     code = (
-        "import sys, runpy\n"
-        "for name in ('torch', 'mnist_pipeline'): sys.modules[name] = None\n"
-        "sys.argv = sys.argv[1:]\n"
-        "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+        "import runpy\nsys.argv = sys.argv[1:]\nrunpy.run_path(sys.argv[0], run_name='__main__')\n"
     )
-    result = run(
-        [sys.executable, "-c", code, str(EXAMPLE), str(onnx_path), *map(str, photos)], tmp_path
-    )
+    args = [str(EXAMPLE), str(onnx_path), *map(str, photos)]
+    output = run_without(("torch", "mnist_pipeline"), code, args, tmp_path)
     expected = [f"{p.path}: {p.digit}" for p in predict_onnx(photos, onnx_path)]
-    assert result.stdout.splitlines() == expected
+    assert output.splitlines() == expected
 
 
 def test_the_readme_shows_the_example_as_it_is() -> None:
