@@ -9,7 +9,7 @@ builds the rest on the real 70,000 images. Then:
 
 * ``dvc repro`` with nothing changed, timed (limit 3 s);
 * ``models.mlp.lr`` changed in the copy's params.yaml: which stages ``dvc repro`` runs
-  (must be train@mlp, evaluate@mlp and what depends on them: report);
+  (must be train@mlp, evaluate@mlp, export@mlp and what depends on them: report);
 * ``extract()`` from ``--raw`` into a temporary folder, timed over at least 5 rounds
   (limit 10 s on the fastest; the median and every round printed beside it), with
   plain ``tarfile`` extraction of the same tarballs for scale;
@@ -52,7 +52,7 @@ from mnist_pipeline.manifest import MANIFEST
 COPIED = ["dvc.yaml", ".dvcignore", "stages", "src", ".dvc/config"]
 BIN = Path(sys.executable).parent  # the virtual environment's python and dvc
 NOOP_LIMIT_S, EXTRACT_LIMIT_S, MEMORY_LIMIT_GB = 3.0, 10.0, 1.5
-MLP_DOWNSTREAM = {"train@mlp", "evaluate@mlp", "report"}
+MLP_DOWNSTREAM = {"train@mlp", "evaluate@mlp", "export@mlp", "report"}
 
 
 def command(args: list[str], cwd: Path) -> str:

@@ -69,7 +69,7 @@ def test_pipeline_benchmark_reruns_only_the_changed_model(
     check_figures(results, {"3 pipeline", "4 memory"})
     (rerun,) = [r for r in results if not hasattr(r, "value")]
     assert rerun.ok, rerun.line()
-    assert rerun.observed == "evaluate@mlp, report, train@mlp"
+    assert rerun.observed == "evaluate@mlp, export@mlp, report, train@mlp"
     extract = [r for r in results if r.what.startswith("extract(), ")]
     fastest, median = extract[0], extract[1]  # the goal is on the fastest of 5 rounds
     assert "fastest of 5 rounds" in fastest.what and fastest.target == 1.0

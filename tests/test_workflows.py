@@ -67,7 +67,7 @@ def experiment_repo(trained_repo: Path, tmp_path_factory: pytest.TempPathFactory
     """``dvc exp run -S models.mlp.epochs=1`` on a copy of the trained repo."""
     repo = copy_repo(trained_repo, tmp_path_factory.mktemp("experiment") / "repo")
     result = run(["dvc", "exp", "run", "-n", "short-mlp", "-S", "models.mlp.epochs=1"], repo)
-    assert stages_run(result.stdout) == {"train@mlp", "evaluate@mlp", "report"}
+    assert stages_run(result.stdout) == {"train@mlp", "evaluate@mlp", "export@mlp", "report"}
     return repo
 
 
@@ -117,6 +117,8 @@ def test_exp_with_a_validation_split_shows_validation_accuracy(
         "train@mlp",
         "evaluate@lenet5",
         "evaluate@mlp",
+        "export@lenet5",
+        "export@mlp",
         "report",
     }
     metrics = experiments(repo)["held-out"]["metrics"]
