@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install repro test lint clean plots plots-template ci chromium verify-repro bench
+.PHONY: install repro test lint clean plots plots-template ci chromium verify-repro bench experiment
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -45,9 +45,19 @@ verify-repro: install
 
 # The performance goals, each beside its baseline; writes benchmarks/RESULTS.md.
 # Needs the tarballs and the image folders: `dvc repro extract` makes them if missing.
+# Then a queued sweep of 4 five-epoch MLP experiments with -j 1 and -j 2: both wall times
+# and their ratio (benchmarks/bench_sweep.py, on a clone of HEAD sharing the DVC cache).
 bench: install
 	dvc repro extract
 	python benchmarks/run_all.py
+	python benchmarks/bench_sweep.py
+
+# One experiment of a sweep, the step each job of .github/workflows/sweep.yml runs:
+#   make experiment NAME=mlp-lr-0.05 SET="models.mlp.lr=0.05 models.mlp.epochs=30" PUSH=origin
+# pulls the baseline's outputs when a DVC remote is set, runs `dvc exp run -S ...` for each
+# override, then (with PUSH) `dvc exp push $(PUSH) $(NAME)`.
+experiment: install
+	python -m mnist_pipeline.sweep "$(NAME)" $(SET) $(if $(PUSH),--push "$(PUSH)")
 
 test: install chromium
 	pytest

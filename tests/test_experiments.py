@@ -43,9 +43,11 @@ def test_exp_push_then_pull_into_another_clone_retrains_nothing(
     run(["git", "commit", "-qam", "a DVC remote"], first)
     run(["git", "remote", "add", "origin", str(origin)], first)
     run(["git", "push", "-q", "origin", "main"], first)
-    run(["dvc", "exp", "run", "-n", "shared-mlp", "-S", "models.mlp.epochs=1"], first)
-    pushed = run(["dvc", "exp", "push", "origin", "shared-mlp"], first)
-    assert "shared-mlp" in pushed.stdout, pushed.stdout
+    # what each job of the sweep workflow runs (`make experiment`): run, then exp push
+    job = ["python", "-m", "mnist_pipeline.sweep", "shared-mlp", "models.mlp.epochs=1"]
+    pushed = run([*job, "--push", "origin"], first)
+    assert "pushed experiment shared-mlp to origin" in pushed.stderr, pushed.stderr
+    assert (tmp_path / "store").is_dir()  # outputs went to the DVC remote
 
     second = tmp_path / "second"
     run(["git", "clone", "-q", str(origin), str(second)], tmp_path)

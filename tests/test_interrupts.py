@@ -1,5 +1,6 @@
 """Interrupts: a train stage killed mid-epoch leaves no checkpoint or metrics, only its
-history so far, and the next ``dvc repro`` resumes it; an interrupted or bad download leaves nothing a later run would trust."""
+history so far, and the next ``dvc repro`` resumes it; an interrupted or bad download
+leaves nothing a later run would trust."""
 
 from __future__ import annotations
 
@@ -100,7 +101,7 @@ def test_killed_train_stage_leaves_no_final_outputs_and_repro_resumes(
         code = stage.kill(sig)
         assert code != 0, stage.text()
         if sig == signal.SIGINT:
-            assert "interrupted: no final output was written" in stage.text()
+            assert "interrupted: no checkpoint was written" in stage.text()
         assert f"lenet5 epoch {EPOCHS}/{EPOCHS}" not in stage.text()  # killed mid-run
         for output in OUTPUTS:
             assert not (repo_copy / output).exists(), f"{output} left after {sig.name}"

@@ -39,7 +39,9 @@ def workers() -> int:
     if not value:
         return 1
     if not value.isdigit() or int(value) < 1:
-        raise PipelineError(f"{WORKERS_ENV}={value!r}: expected a whole number of workers, 1 or more")
+        raise PipelineError(
+            f"{WORKERS_ENV}={value!r}: expected a whole number of workers, 1 or more"
+        )
     return int(value)
 
 

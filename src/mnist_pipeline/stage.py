@@ -28,8 +28,7 @@ def run_stage(main: Callable[[list[str]], None]) -> None:
         logging.getLogger("stage").error("%s", exc)
         sys.exit(1)
     except KeyboardInterrupt:
-        # a train stage keeps its history so far and its resume state: the next run goes on
-        logging.getLogger("stage").error("interrupted: no final output was written")
+        logging.getLogger("stage").error("interrupted: no output was written")
         sys.exit(130)
 
 

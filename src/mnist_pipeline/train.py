@@ -268,7 +268,9 @@ def train_model(
         schedule.load_state_dict(state["schedule"])
         set_rng_states(generator, state["rng"])
         history = [EpochRecord(**row) for row in state["history"]]
-        log.info("%s: resumed at epoch %d of %d from %s", name, len(history), params.epochs, resume_path)
+        log.info(
+            "%s: resumed at epoch %d of %d from %s", name, len(history), params.epochs, resume_path
+        )
         if on_epoch is not None:
             on_epoch(history)
     first = len(history) + 1
