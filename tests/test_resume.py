@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from conftest import BIN, REPO_ROOT, fast_params
+from mnist_pipeline import resume
 from mnist_pipeline.data import DigitFolder
 from mnist_pipeline.params import TrainParams, parse_params
 from mnist_pipeline.resume import load_state
@@ -139,8 +140,11 @@ def test_resume_restores_every_state_exactly(tmp_path: Path, datasets: tuple) ->
         assert torch.equal(value, resumed.state_dict()[key]), key
 
 
-def test_a_state_of_other_params_or_a_truncated_one_is_ignored_with_a_warning(
-    tmp_path: Path, datasets: tuple, caplog: pytest.LogCaptureFixture
+def test_a_state_of_other_params_other_code_or_a_truncated_one_is_ignored_with_a_warning(
+    tmp_path: Path,
+    datasets: tuple,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     state = tmp_path / "mlp.pt"
     with pytest.raises(Killed):
@@ -155,4 +159,13 @@ def test_a_state_of_other_params_or_a_truncated_one_is_ignored_with_a_warning(
     state.write_bytes(saved[: len(saved) // 2])  # a write cut short
     _, history = train_model("mlp", recipe(epochs=2), *datasets, None, None, state)
     assert "unreadable resume state ignored" in caplog.text and "resumed" not in caplog.text
+    assert [r.epoch for r in history] == [1, 2]
+
+    caplog.clear()
+    state.unlink()  # the finished run's state, which train_model leaves to its caller
+    with pytest.raises(Killed):
+        train_model("mlp", recipe(epochs=2), *datasets, None, kill_after(1), state)
+    monkeypatch.setattr(resume, "code_digest", lambda: "0" * 64)  # the code changed since
+    _, history = train_model("mlp", recipe(epochs=2), *datasets, None, None, state)
+    assert "resume state of another run" in caplog.text and "resumed" not in caplog.text
     assert [r.epoch for r in history] == [1, 2]
