@@ -46,11 +46,13 @@ verify-repro: install
 # The performance goals, each beside its baseline; writes benchmarks/RESULTS.md.
 # Needs the tarballs and the image folders: `dvc repro extract` makes them if missing.
 # Then a queued sweep of 4 five-epoch MLP experiments with -j 1 and -j 2: both wall times
-# and their ratio (benchmarks/bench_sweep.py, on a clone of HEAD sharing the DVC cache).
+# and their ratio (benchmarks/bench_sweep.py, on a clone of HEAD sharing the DVC cache);
+# and a LeNet-5 run whole against killed and resumed (benchmarks/bench_resume.py).
 bench: install
 	dvc repro extract
 	python benchmarks/run_all.py
 	python benchmarks/bench_sweep.py
+	python benchmarks/bench_resume.py
 
 # One experiment of a sweep, the step each job of .github/workflows/sweep.yml runs:
 #   make experiment NAME=mlp-lr-0.05 SET="models.mlp.lr=0.05 models.mlp.epochs=30" PUSH=origin
