@@ -208,6 +208,38 @@ def data_digests(
     return digests
 
 
+def snapshot(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    generator: torch.Generator,
+    history: list[EpochRecord],
+) -> dict[str, object]:
+    """Everything a run needs to go on after its last epoch: see :func:`restore`."""
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),  # momentum buffers, learning rates
+        "schedule": schedule.state_dict(),
+        "rng": rng_states(generator),  # shuffling, augmentation, and the global generators
+        "history": [asdict(record) for record in history],
+    }
+
+
+def restore(
+    state: dict,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    generator: torch.Generator,
+) -> list[EpochRecord]:
+    """Put a :func:`snapshot` back in place; return its history."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["schedule"])
+    set_rng_states(generator, state["rng"])
+    return [EpochRecord(**row) for row in state["history"]]
+
+
 def train_model(
     name: str,
     params: TrainParams,
@@ -263,11 +295,7 @@ def train_model(
     history: list[EpochRecord] = []
     state = load_state(resume_path, key) if resume_path is not None else None
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        set_rng_states(generator, state["rng"])
-        history = [EpochRecord(**row) for row in state["history"]]
+        history = restore(state, model, optimizer, schedule, generator)
         log.info(
             "%s: resumed at epoch %d of %d from %s", name, len(history), params.epochs, resume_path
         )
@@ -308,18 +336,8 @@ def train_model(
                 )
             history.append(record)
             if resume_path is not None:  # first the state, so a history of k rows means
-                save_state(  # a state of k epochs
-                    resume_path,
-                    key,
-                    epoch,
-                    {
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "schedule": schedule.state_dict(),
-                        "rng": rng_states(generator),
-                        "history": [asdict(r) for r in history],
-                    },
-                )
+                state = snapshot(model, optimizer, schedule, generator, history)
+                save_state(resume_path, key, epoch, state)  # a state of k epochs
             if on_epoch is not None:
                 on_epoch(history)
             bar.set_postfix(loss=f"{record.train_loss:.4f}", test_acc=f"{record.test_accuracy:.4f}")
