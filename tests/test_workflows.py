@@ -191,7 +191,7 @@ def test_metrics_and_plots_diff_between_two_commits(experiment_repo: Path, tmp_p
     assert re.search(r"\| metrics/mlp.json +\| accuracy", table)
 
     plots = json.loads(run(["dvc", "plots", "diff", "HEAD~1", "HEAD", "--json"], repo).stdout)
-    revisions = plots["data"]["Accuracy per epoch"][0]["revisions"]
+    revisions = plots["data"]["Error rate per epoch (log scale)"][0]["revisions"]
     assert len(revisions) == 2
     run(["dvc", "plots", "diff", "HEAD~1", "HEAD"], repo)
     page = (repo / "dvc_plots" / "index.html").read_text()

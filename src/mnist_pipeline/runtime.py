@@ -9,9 +9,11 @@ beside the result.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import platform
 import random
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,18 +22,75 @@ import torch
 from mnist_pipeline.errors import PipelineError
 
 DEVICE_ENV = "MNIST_PIPELINE_DEVICE"  # cpu, cuda or cuda:N; unset: CUDA when present
+# How many training processes share this machine, as `dvc queue start -j N` runs N: each
+# then takes 1/N of the cores, and on a machine with several GPUs a GPU of its own.
+WORKERS_ENV = "MNIST_PIPELINE_WORKERS"
+_held_slot: list[int] = []  # the open, locked slot file of this process (see gpu_slot)
 
 
-def cpu_threads() -> int:
-    """The cores this process may use: fixed per machine, so results repeat there."""
+def machine_cores() -> int:
+    """The cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def workers() -> int:
+    """``$MNIST_PIPELINE_WORKERS``: the training processes that share the machine (unset: 1)."""
+    value = os.environ.get(WORKERS_ENV, "").strip()
+    if not value:
+        return 1
+    if not value.isdigit() or int(value) < 1:
+        raise PipelineError(
+            f"{WORKERS_ENV}={value!r}: expected a whole number of workers, 1 or more"
+        )
+    return int(value)
+
+
+def cpu_threads() -> int:
+    """This process's share of the cores: all of them, or 1/N with N workers (at least one).
+
+    Fixed per machine and worker count, so results repeat there; the count is in
+    :func:`provenance`, since a different count gives different bytes.
+    """
+    return max(1, machine_cores() // workers())
+
+
+def gpu_slot(count: int, slots_dir: Path | None = None) -> int:
+    """The lowest of ``count`` slots no live process holds, held by this one until it exits.
+
+    A slot is an exclusive ``flock`` on ``slots_dir/slot-<i>.lock``; the kernel drops it
+    when its process dies, even by SIGKILL, so a killed worker never keeps its GPU.
+    With every slot taken, slot 0.
+    """
+    if _held_slot:
+        return _held_slot[0]
+    directory = slots_dir or Path(tempfile.gettempdir()) / f"mnist-pipeline-{os.getuid()}-gpus"
+    directory.mkdir(parents=True, exist_ok=True)
+    for slot in range(count):
+        fd = os.open(directory / f"slot-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        _held_slot[:] = [slot, fd]
+        return slot
+    return 0
+
+
 def pick_device() -> torch.device:
-    """``$MNIST_PIPELINE_DEVICE`` if set, else CUDA when present, else the CPU."""
+    """``$MNIST_PIPELINE_DEVICE`` if set, else CUDA when present, else the CPU.
+
+    With several GPUs and ``$MNIST_PIPELINE_WORKERS`` above 1, each process takes the
+    first GPU no other live worker holds (:func:`gpu_slot`).
+    """
     wanted = os.environ.get(DEVICE_ENV, "").strip()
     if not wanted:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        gpus = torch.cuda.device_count()
+        if gpus > 1 and workers() > 1:  # queue workers on a machine with several GPUs
+            return torch.device("cuda", gpu_slot(gpus))
+        return torch.device("cuda")
     try:
         device = torch.device(wanted)
     except RuntimeError as exc:

@@ -4,6 +4,11 @@ The test split is evaluated after every epoch for the history plot; it never cho
 checkpoint or stops training: the checkpoint is always the last epoch's weights. With
 ``data.validation`` the last training digits are held out and evaluated after every
 epoch too: that is the split recipes are compared on.
+
+After every epoch the stage rewrites its history and a live metrics file (the latest
+epoch's figures), so `dvc plots show` and `dvc metrics show` follow a run as it goes, and
+saves a resume state (:mod:`mnist_pipeline.resume`): a killed run goes on from its last
+finished epoch and ends with the same bytes as one never interrupted.
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import logging
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -21,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from mnist_pipeline.atomic import write_text
 from mnist_pipeline.checkpoint import save_checkpoint
@@ -38,6 +45,8 @@ from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.evaluation import channels_last, model_inputs, run_inputs
 from mnist_pipeline.models import build_model, count_parameters
 from mnist_pipeline.params import TrainParams
+from mnist_pipeline.resume import load_state, remove_state, rng_states, save_state, set_rng_states
+from mnist_pipeline.resume import state_key as resume_key
 from mnist_pipeline.runtime import cpu_threads, make_deterministic, pick_device, provenance
 
 log = logging.getLogger(__name__)
@@ -189,16 +198,63 @@ def train_epoch(
     return loss_sum, int((logits.argmax(dim=1) == labels).sum())
 
 
+def data_digests(
+    train_set: DigitFolder, test_set: DigitFolder, validation_set: DigitFolder | None = None
+) -> dict[str, str]:
+    """The sha256 of each split a run reads, as its provenance records them."""
+    digests = {"train": train_set.sha256, "test": test_set.sha256}
+    if validation_set is not None:
+        digests["validation"] = validation_set.sha256
+    return digests
+
+
+def snapshot(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    generator: torch.Generator,
+    history: list[EpochRecord],
+) -> dict[str, object]:
+    """Everything a run needs to go on after its last epoch: see :func:`restore`."""
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),  # momentum buffers, learning rates
+        "schedule": schedule.state_dict(),
+        "rng": rng_states(generator),  # shuffling, augmentation, and the global generators
+        "history": [asdict(record) for record in history],
+    }
+
+
+def restore(
+    state: dict,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    generator: torch.Generator,
+) -> list[EpochRecord]:
+    """Put a :func:`snapshot` back in place; return its history."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["schedule"])
+    set_rng_states(generator, state["rng"])
+    return [EpochRecord(**row) for row in state["history"]]
+
+
 def train_model(
     name: str,
     params: TrainParams,
     train_set: DigitFolder,
     test_set: DigitFolder,
     validation_set: DigitFolder | None = None,
+    on_epoch: Callable[[list[EpochRecord]], None] | None = None,
+    resume_path: Path | None = None,
 ) -> tuple[nn.Module, list[EpochRecord]]:
     """Train model ``name`` as ``params`` say; return it with its per-epoch history.
 
     ``validation_set``: digits held out of ``train_set``, evaluated after every epoch.
+    ``on_epoch``: called with the history so far after every epoch (and at once when a
+    run resumes). ``resume_path``: where the resume state is saved after every epoch, and
+    read at start; a state saved by the same run there is resumed from.
     """
     check_batch_size(params, name, len(train_set))
     generator = make_deterministic(params.seed)
@@ -206,6 +262,15 @@ def train_model(
     model = training_model(name, params, device)
     threads, cores = compute_threads(model), cpu_threads()
     torch.set_num_threads(threads)
+    key = resume_key(
+        {
+            "model": name,
+            "params": asdict(params),
+            "provenance": provenance(
+                device, threads, data_digests(train_set, test_set, validation_set)
+            ),
+        }
+    )
     loader = make_loader(
         train_set, params.batch_size, True, generator, pin_memory=device.type == "cuda"
     )
@@ -227,42 +292,66 @@ def train_model(
         params.epochs,
         len(loader),
     )
-    history = []
-    bar = tqdm(range(1, params.epochs + 1), desc=f"train {name}", unit="epoch")
-    for epoch in bar:
-        transform.strength = augment_strength(params.augment, epoch, params.epochs)
-        batches = ahead(transformed(loader, transform, device, uprights), threads < cores)
-        with contextlib.closing(batches):  # stops the prefetch thread if a step raises
-            loss_sum, correct = train_epoch(
-                name, epoch, model, batches, optimizer, schedule, params
-            )
-        test = run_inputs(model, test_inputs, test_set.labels)
-        record = EpochRecord(
-            epoch=epoch,
-            train_loss=loss_sum / len(train_set),
-            train_accuracy=correct / len(train_set),
-            test_loss=test.loss,
-            test_accuracy=test.accuracy,
-            lr=optimizer.param_groups[0]["lr"],
-        )
-        if validation_set is not None:
-            held_out = run_inputs(model, validation_inputs, validation_set.labels)
-            record = replace(
-                record, validation_loss=held_out.loss, validation_accuracy=held_out.accuracy
-            )
-        history.append(record)
-        bar.set_postfix(loss=f"{record.train_loss:.4f}", test_acc=f"{record.test_accuracy:.4f}")
+    history: list[EpochRecord] = []
+    state = load_state(resume_path, key) if resume_path is not None else None
+    if state is not None:
+        history = restore(state, model, optimizer, schedule, generator)
         log.info(
-            "%s epoch %d/%d: train loss %.4f acc %.4f, test loss %.4f acc %.4f, lr %.5f",
-            name,
-            epoch,
-            params.epochs,
-            record.train_loss,
-            record.train_accuracy,
-            record.test_loss,
-            record.test_accuracy,
-            record.lr,
+            "%s: resumed at epoch %d of %d from %s", name, len(history), params.epochs, resume_path
         )
+        if on_epoch is not None:
+            on_epoch(history)
+    first = len(history) + 1
+    # the bar only on a terminal: queued runs log one line an epoch, which
+    # `dvc queue logs -f` follows; the log lines are printed above the bar, not across it
+    bar = tqdm(
+        range(first, params.epochs + 1),
+        desc=f"train {name}",
+        unit="epoch",
+        initial=first - 1,
+        total=params.epochs,
+        disable=None,
+    )
+    with logging_redirect_tqdm():
+        for epoch in bar:
+            transform.strength = augment_strength(params.augment, epoch, params.epochs)
+            batches = ahead(transformed(loader, transform, device, uprights), threads < cores)
+            with contextlib.closing(batches):  # stops the prefetch thread if a step raises
+                loss_sum, correct = train_epoch(
+                    name, epoch, model, batches, optimizer, schedule, params
+                )
+            test = run_inputs(model, test_inputs, test_set.labels)
+            record = EpochRecord(
+                epoch=epoch,
+                train_loss=loss_sum / len(train_set),
+                train_accuracy=correct / len(train_set),
+                test_loss=test.loss,
+                test_accuracy=test.accuracy,
+                lr=optimizer.param_groups[0]["lr"],
+            )
+            if validation_set is not None:
+                held_out = run_inputs(model, validation_inputs, validation_set.labels)
+                record = replace(
+                    record, validation_loss=held_out.loss, validation_accuracy=held_out.accuracy
+                )
+            history.append(record)
+            if resume_path is not None:  # first the state, so a history of k rows means
+                state = snapshot(model, optimizer, schedule, generator, history)
+                save_state(resume_path, key, epoch, state)  # a state of k epochs
+            if on_epoch is not None:
+                on_epoch(history)
+            bar.set_postfix(loss=f"{record.train_loss:.4f}", test_acc=f"{record.test_accuracy:.4f}")
+            log.info(
+                "%s epoch %d/%d: train loss %.4f acc %.4f, test loss %.4f acc %.4f, lr %.5f",
+                name,
+                epoch,
+                params.epochs,
+                record.train_loss,
+                record.train_accuracy,
+                record.test_loss,
+                record.test_accuracy,
+                record.lr,
+            )
     return model.to(memory_format=torch.contiguous_format), history
 
 
@@ -281,6 +370,14 @@ def history_csv(history: list[EpochRecord]) -> str:
     return buffer.getvalue()
 
 
+def live_metrics_json(history: list[EpochRecord], epochs: int) -> str:
+    """The latest epoch's figures as JSON, at the history's precision; no clock time, so a
+    rerun gives the same bytes."""
+    latest = {k: v for k, v in asdict(history[-1]).items() if v is not None}
+    values = {k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in latest.items()}
+    return json.dumps({**values, "epochs": epochs}, indent=2) + "\n"
+
+
 def run_training(
     name: str,
     params: TrainParams,
@@ -288,23 +385,39 @@ def run_training(
     checkpoint: Path,
     history_path: Path,
     validation: int = 0,
+    live_metrics_path: Path | None = None,
+    resume_dir: Path | None = None,
 ) -> list[EpochRecord]:
     """The train stage: read both splits, train, then write the checkpoint and history.
 
-    ``validation``: how many of the last training digits to hold out (0: none).
+    ``validation``: how many of the last training digits to hold out (0: none). After
+    every epoch the history so far and ``live_metrics_path`` (the latest epoch) are
+    rewritten; ``resume_dir/<name>.pt`` holds the resume state until the outputs are
+    written (None: no resuming).
     """
     train_set = DigitFolder(images_dir / "train")
     test_set = DigitFolder(images_dir / "test")
     validation_set = None
     if validation:
         train_set, validation_set = train_set.hold_out(validation)
-    model, history = train_model(name, params, train_set, test_set, validation_set)
+
+    def write_live(history: list[EpochRecord]) -> None:
+        write_text(history_path, history_csv(history))
+        if live_metrics_path is not None:
+            write_text(live_metrics_path, live_metrics_json(history, params.epochs))
+
+    resume_path = None if resume_dir is None else resume_dir / f"{name}.pt"
+    model, history = train_model(
+        name, params, train_set, test_set, validation_set, write_live, resume_path
+    )
     produced_by = provenance(
         pick_device(),
         compute_threads(model),
         {"train": train_set.sha256, "test": test_set.sha256},
     )
     save_checkpoint(checkpoint, name, model, params, produced_by, validation)
-    write_text(history_path, history_csv(history))
+    write_live(history)
+    if resume_path is not None:
+        remove_state(resume_path)
     log.info("wrote %s and %s", checkpoint, history_path)
     return history
