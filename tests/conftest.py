@@ -56,6 +56,23 @@ def fast_params(source: Path = SMALL_MNIST) -> dict:
     return params
 
 
+# What `dvc repro` runs after a change to the code every model-side stage imports
+MODEL_STAGES = {
+    "train@lenet5",
+    "train@mlp",
+    "evaluate@lenet5",
+    "evaluate@mlp",
+    "export@lenet5",
+    "export@mlp",
+    "report",
+}
+
+
+def stages_run(output: str) -> set[str]:
+    """The stages a `dvc repro` or `dvc exp run` output says it ran."""
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
+
+
 def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run a command with the virtual environment first on PATH; show its output on failure."""
     env = {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(cwd.parent), "DVC_NO_ANALYTICS": "1"}

@@ -12,14 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, copy_repo, run
+from conftest import BIN, copy_repo, run, stages_run
 from mnist_pipeline.runtime import WORKERS_ENV, machine_cores
 
 pytestmark = pytest.mark.slow
-
-
-def stages_run(output: str) -> set[str]:
-    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
 
 
 def experiments(repo: Path) -> dict[str, dict]:

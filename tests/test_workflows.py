@@ -20,7 +20,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import BIN, FAST_TRAINING, copy_repo, run
+from conftest import BIN, FAST_TRAINING, MODEL_STAGES, copy_repo, run, stages_run
 
 pytestmark = pytest.mark.slow
 
@@ -39,10 +39,6 @@ CHROMIUM_FLAGS = [
 ]
 VEGA_PLOTS = 4  # dvc.yaml's plots drawn by vega: accuracy, loss, two confusion matrices
 IMAGE_PLOTS = 4  # and the PNG plots: two misclassified grids, two comparison figures
-
-
-def stages_run(output: str) -> set[str]:
-    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")}
 
 
 def write_params(repo: Path, change: dict) -> None:
@@ -112,15 +108,7 @@ def test_exp_with_a_validation_split_shows_validation_accuracy(
     command = ["dvc", "exp", "run", "-n", "held-out", "-S", "data.validation=200"]
     result = run([*command, "-S", "models.mlp.epochs=2"], repo)
     # both models train on fewer digits; the data stages do not run again
-    assert stages_run(result.stdout) == {
-        "train@lenet5",
-        "train@mlp",
-        "evaluate@lenet5",
-        "evaluate@mlp",
-        "export@lenet5",
-        "export@mlp",
-        "report",
-    }
+    assert stages_run(result.stdout) == MODEL_STAGES
     metrics = experiments(repo)["held-out"]["metrics"]
     for model in ("lenet5", "mlp"):
         values = metrics[f"metrics/{model}.json"]["data"]
