@@ -155,6 +155,15 @@ def test_a_state_of_other_params_other_code_or_a_truncated_one_is_ignored_with_a
     assert "resume state of another run" in caplog.text and "resumed" not in caplog.text
     assert [r.epoch for r in history] == [1, 2]
 
+    caplog.clear()  # another validation split: the same digests, other digits trained on
+    train_set, test_set = datasets
+    kept, held_out = train_set.hold_out(200)
+    with pytest.raises(Killed):
+        train_model("mlp", recipe(epochs=2), kept, test_set, held_out, kill_after(1), state)
+    kept, held_out = train_set.hold_out(300)
+    _, history = train_model("mlp", recipe(epochs=2), kept, test_set, held_out, None, state)
+    assert "resume state of another run" in caplog.text and "resumed" not in caplog.text
+
     caplog.clear()
     state.write_bytes(saved[: len(saved) // 2])  # a write cut short
     _, history = train_model("mlp", recipe(epochs=2), *datasets, None, None, state)

@@ -266,6 +266,8 @@ def train_model(
         {
             "model": name,
             "params": asdict(params),
+            # a held-out part shares its split's digest: its size tells one cut from another
+            "sizes": [len(part) for part in (train_set, test_set, validation_set) if part],
             "provenance": provenance(
                 device, threads, data_digests(train_set, test_set, validation_set)
             ),
@@ -411,9 +413,7 @@ def run_training(
         name, params, train_set, test_set, validation_set, write_live, resume_path
     )
     produced_by = provenance(
-        pick_device(),
-        compute_threads(model),
-        {"train": train_set.sha256, "test": test_set.sha256},
+        pick_device(), compute_threads(model), data_digests(train_set, test_set)
     )
     save_checkpoint(checkpoint, name, model, params, produced_by, validation)
     write_live(history)
