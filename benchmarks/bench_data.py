@@ -1,4 +1,4 @@
-"""Goal 1: one epoch of training batches through the project's data path, against
+"""The data-path goal: one epoch of training batches through the project's data path, against
 torchvision's ImageFolder with per-sample transforms and 2 DataLoader workers.
 
     python benchmarks/bench_data.py [--images data/images] [--repeats 3]
@@ -19,20 +19,15 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
 from benchlib import Figure, bench_parser, median, show, timed
-from mnist_pipeline.data import (
-    MEAN,
-    STD,
-    BatchTransform,
-    DigitFolder,
-    make_loader,
-    upright_thetas,
-)
+from mnist_pipeline.batching import make_loader, transformed
+from mnist_pipeline.dataset import DigitFolder
+from mnist_pipeline.mnist import MEAN, STD
 from mnist_pipeline.params import TrainParams, load_params
 from mnist_pipeline.runtime import make_deterministic
-from mnist_pipeline.train import transformed
+from mnist_pipeline.transforms import BatchTransform, upright_thetas
 
 CPU = torch.device("cpu")
-GOAL = "1 data path"
+GOAL = "data path"
 
 
 def baseline_epoch(folder: datasets.ImageFolder, batch_size: int) -> int:

@@ -1,4 +1,4 @@
-"""Goal 5: evaluating a model on the 10,000 test images.
+"""The evaluation goal: evaluating a model on the 10,000 test images.
 
     python benchmarks/bench_eval.py [--images data/images] [--repeats 3]
 
@@ -19,13 +19,13 @@ import torch
 
 from benchlib import REPO_ROOT, Result, bench_parser, limit, median, show, timed
 from mnist_pipeline.checkpoint import load_checkpoint, save_checkpoint
-from mnist_pipeline.data import DigitFolder
+from mnist_pipeline.dataset import DigitFolder
 from mnist_pipeline.evaluate import run_evaluation
-from mnist_pipeline.evaluation import channels_last, run_split
+from mnist_pipeline.inference import channels_last, run_split
 from mnist_pipeline.models import build_model
 from mnist_pipeline.params import Params, load_params
 
-GOAL = "5 evaluation"
+GOAL = "evaluation"
 LIMIT_S = 2.0
 
 

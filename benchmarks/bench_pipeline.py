@@ -225,7 +225,7 @@ def run(raw_dir: Path, repeats: int, epochs: int = 1, verify: bool = True) -> li
             name: peak_rss_gb([sys.executable, "stages/train.py", name], repo)
             for name in ("lenet5", "mlp")
         }
-    goal = "3 pipeline"
+    goal = "pipeline"
     return [
         limit(goal, "dvc repro, nothing changed", median(noop), NOOP_LIMIT_S),
         Figure(goal, "dvc status, nothing changed", status_s, "limit of dvc repro", NOOP_LIMIT_S),
@@ -238,7 +238,7 @@ def run(raw_dir: Path, repeats: int, epochs: int = 1, verify: bool = True) -> li
         ),
         *extract_figures(goal, extract_times),
         *(
-            limit("4 memory", f"peak RSS, train stage {name}", gb, MEMORY_LIMIT_GB, "GB")
+            limit("memory", f"peak RSS, train stage {name}", gb, MEMORY_LIMIT_GB, "GB")
             for name, gb in memory.items()
         ),
     ]

@@ -1,4 +1,4 @@
-"""Goal 2: an epoch through the real training code against the bare arithmetic.
+"""The training-loop goal: an epoch through the real training code against the bare arithmetic.
 
     python benchmarks/bench_train.py [--images data/images] [--repeats 5] [--models lenet5 mlp]
 
@@ -16,7 +16,6 @@ between rounds, more than the goals' margins. The ratio of the medians is printe
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 
@@ -26,7 +25,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from benchlib import Figure, bench_parser, median, rounds_for_fastest, show, timed  # noqa: E402
-from mnist_pipeline.data import BatchTransform, DigitFolder, make_loader  # noqa: E402
+from mnist_pipeline.batching import make_loader  # noqa: E402
+from mnist_pipeline.dataset import DigitFolder  # noqa: E402
 from mnist_pipeline.params import TrainParams, load_params  # noqa: E402
 from mnist_pipeline.runtime import cpu_threads, make_deterministic, pick_device  # noqa: E402
 from mnist_pipeline.train import (  # noqa: E402
@@ -35,8 +35,9 @@ from mnist_pipeline.train import (  # noqa: E402
     train_model,
     training_model,
 )
+from mnist_pipeline.transforms import BatchTransform  # noqa: E402
 
-GOAL = "2 training loop"
+GOAL = "training loop"
 TARGETS = {"lenet5": 1.15, "mlp": 1.5}
 EXTRA_EPOCHS = 2  # an epoch's cost: train_model of 1 + 2 epochs against 1 epoch
 
@@ -90,8 +91,8 @@ def run(
     figures = []
     device = pick_device()  # train_model's device: MNIST_PIPELINE_DEVICE, else CUDA if present
     for name in models:
-        params = dataclasses.replace(all_params[name], epochs=1)
-        longer = dataclasses.replace(params, epochs=1 + EXTRA_EPOCHS)
+        params = all_params[name].model_copy(update={"epochs": 1})
+        longer = params.model_copy(update={"epochs": 1 + EXTRA_EPOCHS})
         batches = [(x.to(device), y.to(device)) for x, y in epoch_batches(params, train_set)]
         threads = compute_threads(training_model(name, params, CPU))
         # on the CPU with a core to spare, also the bare step on every core, for scale

@@ -1,6 +1,6 @@
-"""Run every benchmark of issue 3 and write benchmarks/RESULTS.md (``make bench``).
+"""Run every benchmark and write benchmarks/RESULTS.md (``make bench``).
 
-    python benchmarks/run_all.py [--repeats 3] [--only data train eval pipeline]
+    python benchmarks/run_all.py [--repeats 3] [--only data train eval png pipeline]
 
 Each figure is printed as it is measured, beside its baseline and their ratio; the
 goals are ratios measured side by side in this one run, so a busy machine slows both
@@ -20,17 +20,18 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars between the figur
 import bench_data  # noqa: E402
 import bench_eval  # noqa: E402
 import bench_pipeline  # noqa: E402
+import bench_png  # noqa: E402
 import bench_train  # noqa: E402
 from benchlib import REPO_ROOT, Check, Figure, Result, bench_parser, machine_line, show  # noqa: E402
 from mnist_pipeline.params import load_params  # noqa: E402
 
-BENCHES = ("data", "train", "eval", "pipeline")
+BENCHES = ("data", "train", "eval", "png", "pipeline")
 
 
 def markdown(results: list[Result], start: str, end: str, command: str, seconds: float) -> str:
     """RESULTS.md: a table of the figures, the checks, and the machine they ran on."""
     lines = [
-        "# Benchmark results (issue 3)",
+        "# Benchmark results",
         "",
         f"Written by `{command}` in {seconds / 60:.1f} min, {time.strftime('%Y-%m-%d %H:%M %Z')}.",
         "",
@@ -74,6 +75,7 @@ def main() -> None:
             args.images, params.models, list(params.models), args.repeats
         ),
         "eval": lambda: bench_eval.run(args.images, params, args.repeats),
+        "png": lambda: bench_png.run(args.images, args.raw, args.repeats),
         "pipeline": lambda: bench_pipeline.run(args.raw.resolve(), args.repeats),
     }
     for name in args.only:

@@ -27,7 +27,6 @@ A preset (``params/<name>.yaml``) holds only the keys it changes; they are merge
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import statistics
 import tempfile
@@ -40,7 +39,7 @@ import torch
 import yaml
 from dvc.utils.hydra import apply_overrides
 
-from mnist_pipeline.data import DigitFolder
+from mnist_pipeline.dataset import DigitFolder
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.models import MODELS
 from mnist_pipeline.params import Params, parse_params
@@ -154,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     for seed in seeds:
         for name in names:
-            recipe_seed = dataclasses.replace(params.models[name], seed=seed)
+            recipe_seed = params.models[name].model_copy(update={"seed": seed})
             began, cpu_began = time.perf_counter(), time.process_time()
             _, history = train_model(name, recipe_seed, train_set, test_set, validation_set)
             seconds[name].append(time.perf_counter() - began)

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
+from mnist_pipeline.cli import model_argument, run_stage
 from mnist_pipeline.evaluate import run_evaluation
 from mnist_pipeline.models import MODELS
 from mnist_pipeline.params import load_params
-from mnist_pipeline.stage import model_argument, run_stage
 
 
 def main(argv: list[str]) -> None:

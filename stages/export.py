@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
+from mnist_pipeline.cli import model_argument, run_stage
 from mnist_pipeline.export import run_export
 from mnist_pipeline.params import load_params
-from mnist_pipeline.stage import model_argument, run_stage
 
 
 def main(argv: list[str]) -> None:
@@ -16,6 +16,7 @@ def main(argv: list[str]) -> None:
         images_dir=Path("data/images"),
         onnx_path=Path(f"models/{name}.onnx"),
         metrics_path=Path(f"metrics/{name}-onnx.json"),
+        batch_size=params.evaluate.batch_size,
     )
 
 

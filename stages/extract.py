@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
+from mnist_pipeline.cli import run_stage
 from mnist_pipeline.extract import extract
 from mnist_pipeline.params import load_params
-from mnist_pipeline.stage import run_stage
 
 
 def main(argv: list[str]) -> None:

@@ -8,10 +8,10 @@ import logging
 import sys
 from pathlib import Path
 
+from mnist_pipeline.cli import model_argument, run_stage
 from mnist_pipeline.models import MODELS
 from mnist_pipeline.params import Params, load_params
 from mnist_pipeline.resume import default_dir
-from mnist_pipeline.stage import model_argument, run_stage
 from mnist_pipeline.train import run_training
 
 
@@ -38,6 +38,7 @@ def train(name: str, params: Params) -> None:
         validation=params.data.validation,
         live_metrics_path=Path(f"metrics/{name}_live.json"),
         resume_dir=default_dir(),
+        eval_batch_size=params.evaluate.batch_size,
     )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mnist_pipeline.dataset import DigitFolder
 from mnist_pipeline.extract import extract
 from mnist_pipeline.fetch import fetch
 from mnist_pipeline.params import DataParams
@@ -44,6 +45,12 @@ def small_images(tmp_path_factory: pytest.TempPathFactory, small_raw: Path) -> P
     images = tmp_path_factory.mktemp("extracted") / "images"
     extract(small_raw, images, verify=False)
     return images
+
+
+@pytest.fixture(scope="module")
+def train_set(small_images: Path) -> DigitFolder:
+    """The small slice's training split, as the train stage reads it."""
+    return DigitFolder(small_images / "train")
 
 
 def fast_params(source: Path = SMALL_MNIST) -> dict:

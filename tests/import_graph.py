@@ -68,3 +68,40 @@ def stage_code_deps(cmd: str, deps: list[str], root: Path) -> tuple[list[str], l
     closure = {str(p.relative_to(root)) for p in import_closure(script, root / "src" / PACKAGE)}
     listed = {d for d in deps if d.startswith(f"src/{PACKAGE}/")}
     return sorted(closure - listed), sorted(listed - closure)
+
+
+def module_graph(package_dir: Path = PACKAGE_DIR) -> dict[str, set[str]]:
+    """Each module of the package (by file stem) and the package modules it imports."""
+    graph = {}
+    for path in sorted(package_dir.glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        targets = {_module_file(name, package_dir) for name in _imported_modules(path)}
+        graph[path.stem] = {t.stem for t in targets if t is not None and t.name != "__init__.py"}
+    return graph
+
+
+def mermaid(graph: dict[str, set[str]], layers: dict[str, list[str]], core: str) -> str:
+    """``graph`` as a mermaid flowchart: one box per layer, an arrow per import, except
+    imports of the ``core`` layer's modules, which every layer may use."""
+    lines = ["flowchart TB"]
+    for layer, modules in layers.items():
+        lines.append(f"  subgraph {layer}")
+        lines += [f"    {_node(m)}" + (f'["{m}"]' if _node(m) != m else "") for m in modules]
+        lines.append("  end")
+    core_modules = set(layers[core])
+    for module in [m for modules in layers.values() for m in modules]:
+        for target in sorted(graph[module] - core_modules):
+            lines.append(f"  {_node(module)} --> {_node(target)}")
+    return "\n".join(lines) + "\n"
+
+
+def _node(module: str) -> str:
+    """A mermaid node id: ``__main__`` is not one."""
+    return module.strip("_") or module
+
+
+if __name__ == "__main__":
+    from test_architecture import CORE, LAYERS
+
+    print(mermaid(module_graph(), LAYERS, CORE), end="")

@@ -24,26 +24,48 @@ BAD_PARAMS: dict[str, tuple[str, Any, str]] = {
         0.01,
         "unknown key 'models.lenet5.lrr' (did you mean 'lr'?)",
     ),
-    "top-level-typo": ("evalute", {"batch_size": 10}, "unknown key 'evalute'"),
-    "augment-typo": ("models.mlp.augment.rotation", 5, "unknown key 'models.mlp.augment.rotation'"),
+    "top-level-typo": (
+        "evalute",
+        {"batch_size": 10},
+        "unknown key 'evalute' (did you mean 'evaluate'?)",
+    ),
+    "augment-typo": (
+        "models.mlp.augment.rotation",
+        5,
+        "unknown key 'models.mlp.augment.rotation' (did you mean 'rotate'?)",
+    ),
     "missing": ("models.lenet5.seed", DELETE, "missing key 'models.lenet5.seed'"),
-    "string-for-int": ("models.mlp.epochs", "ten", "'models.mlp.epochs' must be an integer"),
-    "float-for-int": ("models.mlp.batch_size", 64.5, "'models.mlp.batch_size' must be an integer"),
-    "bool-for-int": ("models.mlp.seed", True, "'models.mlp.seed' must be an integer"),
-    "string-for-bool": ("data.verify", "yes", "'data.verify' must be true or false"),
-    "negative-validation": ("data.validation", -1, "'data.validation' must be >= 0, got -1"),
-    "float-validation": ("data.validation", 0.2, "'data.validation' must be an integer"),
-    "string-for-float": ("models.lenet5.lr", "fast", "'models.lenet5.lr' must be a number"),
-    "nan-lr": ("models.lenet5.lr", float("nan"), "'models.lenet5.lr' must be a number"),
+    "string-for-int": ("models.mlp.epochs", "ten", "'models.mlp.epochs' should be a valid integer"),
+    "float-for-int": (
+        "models.mlp.batch_size",
+        64.5,
+        "'models.mlp.batch_size' should be a valid int",
+    ),
+    "bool-for-int": ("models.mlp.seed", True, "'models.mlp.seed' should be a valid integer"),
+    "string-for-bool": ("data.verify", "yes", "'data.verify' should be a valid boolean, got 'yes'"),
+    "int-for-bool": ("models.mlp.deskew", 1, "'models.mlp.deskew' should be a valid boolean"),
+    "negative-validation": (
+        "data.validation",
+        -1,
+        "'data.validation' should be greater than or equal to 0, got -1",
+    ),
+    "float-validation": ("data.validation", 0.2, "'data.validation' should be a valid integer"),
+    "string-for-float": ("models.lenet5.lr", "fast", "'models.lenet5.lr' should be a valid number"),
+    "nan-lr": ("models.lenet5.lr", float("nan"), "'models.lenet5.lr' should be a finite number"),
+    "inf-lr": ("models.lenet5.lr", float("inf"), "'models.lenet5.lr' should be a finite number"),
     "not-a-mapping": ("models.lenet5.augment", 5, "'models.lenet5.augment' must be a mapping"),
-    "zero-lr": ("models.lenet5.lr", 0, "'models.lenet5.lr' must be > 0, got 0.0"),
-    "negative-lr": ("models.mlp.lr", -0.1, "'models.mlp.lr' must be > 0, got -0.1"),
-    "zero-epochs": ("models.mlp.epochs", 0, "'models.mlp.epochs' must be > 0, got 0"),
-    "zero-batch": ("models.lenet5.batch_size", 0, "'models.lenet5.batch_size' must be > 0"),
-    "momentum-1": ("models.lenet5.momentum", 1.0, "'models.lenet5.momentum' must be in [0, 1)"),
-    "optimizer": ("models.mlp.optimizer", "adam", "'models.mlp.optimizer' must be one of sgd, "),
-    "schedule": ("models.mlp.schedule", "step", "'models.mlp.schedule' must be one of"),
-    "floor": ("accuracy_floor.mlp", 1.5, "'accuracy_floor.mlp' must be in [0, 1], got 1.5"),
+    "zero-lr": ("models.lenet5.lr", 0, "'models.lenet5.lr' should be greater than 0, got 0"),
+    "negative-lr": ("models.mlp.lr", -0.1, "'models.mlp.lr' should be greater than 0, got -0.1"),
+    "zero-epochs": ("models.mlp.epochs", 0, "'models.mlp.epochs' should be greater than 0, got 0"),
+    "zero-batch": ("models.lenet5.batch_size", 0, "'models.lenet5.batch_size' should be greater"),
+    "momentum-1": ("models.lenet5.momentum", 1.0, "'models.lenet5.momentum' should be less than 1"),
+    "optimizer": ("models.mlp.optimizer", "adam", "'models.mlp.optimizer' should be 'sgd' or 'ad"),
+    "schedule": ("models.mlp.schedule", "step", "'models.mlp.schedule' should be 'onecycle', "),
+    "floor": (
+        "accuracy_floor.mlp",
+        1.5,
+        "'accuracy_floor.mlp' should be less than or equal to 1, got 1.5",
+    ),
     "no-class": ("models.resnet", "copy:lenet5", "model 'resnet' has no class behind it"),
     "floor-no-class": ("accuracy_floor.vgg", 0.9, "model 'vgg' has no class behind it"),
     "no-models": ("models", {}, "'models' must name at least one model"),
@@ -91,7 +113,9 @@ def test_params_file_errors_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(PipelineError, match=f"{path}: not valid YAML"):
         load_params(path)
     path.write_text(yaml.safe_dump(spoiled("models.mlp.lr", -1)))
-    with pytest.raises(PipelineError, match=f"{path}: params: 'models.mlp.lr' must be > 0"):
+    with pytest.raises(
+        PipelineError, match=f"{path}: params: 'models.mlp.lr' should be greater than 0"
+    ):
         load_params(path)
 
 

@@ -43,7 +43,7 @@ def check_figures(results: list, goals: set[str]) -> None:
 
 
 def test_data_train_and_eval_benchmarks_report_their_goals(
-    bench: ModuleType, small_images: Path, params: Params
+    bench: ModuleType, small_images: Path, small_raw: Path, params: Params
 ) -> None:
     data = bench.bench_data.run(small_images, params.models["lenet5"], repeats=1)
     assert [f.target for f in data] == [20, 100, None]
@@ -53,10 +53,13 @@ def test_data_train_and_eval_benchmarks_report_their_goals(
     assert [f.target for f in train] == [1.15, None, None, 1.5, None, None, None]
     assert "fastest of 5 rounds" in train[0].what and "median of 5" in train[1].what
     evaluation = bench.bench_eval.run(small_images, params, repeats=1)
-    results = data + train + evaluation
-    check_figures(results, {"1 data path", "2 training loop", "5 evaluation"})
+    png = bench.bench_png.run(small_images, small_raw, repeats=1)
+    assert [f.baseline_what for f in png][:4] == ["torchvision decode_png", "Pillow"] * 2
+    assert "1,500 members" in png[4].what
+    results = data + train + evaluation + png
+    check_figures(results, {"data path", "training loop", "evaluation", "png decoding"})
     text = bench.markdown(results, "start machine", "end machine", "python x", 60.0)
-    rows = [line for line in text.splitlines() if line.startswith("| 1") or line.startswith("| 2")]
+    rows = [line for line in text.splitlines() if line.startswith(("| data", "| training"))]
     assert len(rows) == len(data) + len(train)
     assert "start machine" in text and "end machine" in text
 
@@ -66,7 +69,7 @@ def test_pipeline_benchmark_reruns_only_the_changed_model(
     bench: ModuleType, small_raw: Path
 ) -> None:
     results = bench.bench_pipeline.run(small_raw, repeats=1, verify=False)
-    check_figures(results, {"3 pipeline", "4 memory"})
+    check_figures(results, {"pipeline", "memory"})
     (rerun,) = [r for r in results if not hasattr(r, "value")]
     assert rerun.ok, rerun.line()
     assert rerun.observed == "evaluate@mlp, export@mlp, report, train@mlp"

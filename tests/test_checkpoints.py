@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
 import re
@@ -119,7 +118,7 @@ def test_diverging_loss_stops_training_naming_epoch_and_step(
     tmp_path: Path, small_images: Path
 ) -> None:
     name = "mlp"
-    params = dataclasses.replace(train_params(name), lr=1e10, schedule="constant")
+    params = train_params(name).model_copy(update={"lr": 1e10, "schedule": "constant"})
     checkpoint, history = tmp_path / "model.pt", tmp_path / "history.csv"
     with pytest.raises(PipelineError) as caught:
         run_training(name, params, small_images, checkpoint, history)

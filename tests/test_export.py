@@ -3,7 +3,6 @@ when they are not what they claim to be."""
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import json
 import re
@@ -22,13 +21,14 @@ from torch import nn
 from conftest import REPO_ROOT, fast_params, run
 from mnist_pipeline.__main__ import main
 from mnist_pipeline.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from mnist_pipeline.data import BatchTransform, DigitFolder
+from mnist_pipeline.dataset import DigitFolder
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.export import TOLERANCE, compare_logits, export_onnx, run_export
 from mnist_pipeline.onnxfile import DESKEW_KEY, MODEL_KEY, open_model
 from mnist_pipeline.params import parse_params
 from mnist_pipeline.predict import load_digit, predict, predict_onnx
 from mnist_pipeline.train import train_model
+from mnist_pipeline.transforms import BatchTransform
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory, small_images: Path) ->
     folder = tmp_path_factory.mktemp("work") / "models"
     paths = {}
     for name, deskew in [("lenet5", True), ("mlp", False)]:
-        params = dataclasses.replace(models[name], epochs=3, deskew=deskew)
+        params = models[name].model_copy(update={"epochs": 3, "deskew": deskew})
         model, _ = train_model(name, params, train_set, test_set)
         paths[name] = folder / f"{name}.pt"
         save_checkpoint(paths[name], name, model, params)

@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from mnist_pipeline.models import MODELS, CustomMLP, LeNet5, build_model, count_parameters
+from mnist_pipeline.models import MLP, MODELS, LeNet5, build_model, count_parameters
 
 
 @pytest.mark.parametrize(
-    ("name", "cls", "expected"), [("lenet5", LeNet5, 61_706), ("mlp", CustomMLP, 64_630)]
+    ("name", "cls", "expected"), [("lenet5", LeNet5, 61_706), ("mlp", MLP, 64_630)]
 )
 def test_parameter_counts_are_fixed(name: str, cls: type, expected: int) -> None:
     assert MODELS[name] is cls
@@ -40,8 +40,6 @@ def test_lenet5_layer_shapes() -> None:
 
 def test_mlp_layer_shapes() -> None:
     linears = [
-        (m.in_features, m.out_features)
-        for m in CustomMLP().modules()
-        if isinstance(m, torch.nn.Linear)
+        (m.in_features, m.out_features) for m in MLP().modules() if isinstance(m, torch.nn.Linear)
     ]
     assert linears == [(784, 80), (80, 20), (20, 10)]

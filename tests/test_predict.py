@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import subprocess
 import sys
@@ -16,12 +15,13 @@ from PIL import Image
 from conftest import fast_params
 from mnist_pipeline.__main__ import main
 from mnist_pipeline.checkpoint import load_checkpoint, save_checkpoint
-from mnist_pipeline.data import BatchTransform, DigitFolder
+from mnist_pipeline.dataset import DigitFolder
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.params import parse_params
 from mnist_pipeline.predict import load_digit, predict, to_mnist
 from mnist_pipeline.sources import Splits
 from mnist_pipeline.train import train_model
+from mnist_pipeline.transforms import BatchTransform
 
 DIGITS = 40  # test digits sent through predict
 
@@ -43,7 +43,7 @@ def dark_on_light(digit: np.ndarray, size: int = 100) -> np.ndarray:
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory, small_images: Path) -> Path:
     """models/mlp.pt of a small MLP trained on the 1,000-digit slice (about 88% accurate)."""
-    params = dataclasses.replace(parse_params(fast_params()).models["mlp"], epochs=5)
+    params = parse_params(fast_params()).models["mlp"].model_copy(update={"epochs": 5})
     train_set = DigitFolder(small_images / "train")
     model, _ = train_model("mlp", params, train_set, DigitFolder(small_images / "test"))
     path = tmp_path_factory.mktemp("work") / "models" / "mlp.pt"

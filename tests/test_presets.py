@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import shutil
 import sys
@@ -76,4 +75,4 @@ def test_gpu_preset_only_lengthens_the_schedules() -> None:
     gpu = load_recipe(REPO_ROOT / "params.yaml", "gpu").models
     for name, recipe in gpu.items():
         assert recipe.epochs > defaults[name].epochs
-        assert dataclasses.replace(recipe, epochs=defaults[name].epochs) == defaults[name]
+        assert recipe.model_copy(update={"epochs": defaults[name].epochs}) == defaults[name]

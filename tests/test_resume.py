@@ -3,7 +3,6 @@ with SIGKILL goes on from its last finished epoch to the same bytes as an unbrok
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -19,7 +18,7 @@ import yaml
 
 from conftest import BIN, REPO_ROOT, fast_params
 from mnist_pipeline import resume
-from mnist_pipeline.data import DigitFolder
+from mnist_pipeline.dataset import DigitFolder
 from mnist_pipeline.params import TrainParams, parse_params
 from mnist_pipeline.resume import load_state
 from mnist_pipeline.train import train_model
@@ -113,7 +112,7 @@ def datasets(small_images: Path) -> tuple[DigitFolder, DigitFolder]:
 
 
 def recipe(**changes: object) -> TrainParams:
-    return dataclasses.replace(parse_params(fast_params()).models["mlp"], **changes)
+    return parse_params(fast_params()).models["mlp"].model_copy(update=changes)
 
 
 class Killed(Exception):

@@ -5,9 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_pipeline.archive import digits_to_arrays, read_tarball, write_tarball
+from mnist_pipeline.archive import digits_to_arrays, read_tarball, tarball_path, write_tarball
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.fetch import tarball_path
 from mnist_pipeline.sources import Splits, check_splits, from_directory, load_mnist
 
 

@@ -64,19 +64,3 @@ def test_an_import_of_a_missing_module_is_an_error(tmp_path) -> None:
     (tmp_path / "entry.py").write_text("from mnist_pipeline.no_such_module import x\n")
     with pytest.raises(FileNotFoundError, match="no_such_module"):
         import_closure(tmp_path / "entry.py", PACKAGE_DIR)
-
-
-@pytest.mark.parametrize(
-    ("stage", "must_not_reach"),
-    [
-        ("fetch", {"models.py", "runtime.py", "data.py", "train.py"}),
-        ("extract", {"models.py", "runtime.py", "data.py", "train.py"}),
-        ("train", {"sources.py", "fetch.py", "extract.py"}),
-        ("evaluate", {"sources.py", "fetch.py", "extract.py"}),
-    ],
-)
-def test_data_and_model_stages_stay_apart(stage: str, must_not_reach: set[str]) -> None:
-    """Data stages load no model code (nor torch); model stages reach no downloader."""
-    script = REPO_ROOT / stages(DVC_YAML)[stage]["cmd"].split()[1]
-    reached = {path.name for path in import_closure(script, PACKAGE_DIR)}
-    assert not reached & must_not_reach

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 from pathlib import Path
 
@@ -12,13 +11,14 @@ import torch
 
 from conftest import fast_params
 from mnist_pipeline.checkpoint import load_checkpoint, save_checkpoint
-from mnist_pipeline.data import DigitFolder
+from mnist_pipeline.dataset import DigitFolder
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.evaluate import run_evaluation
+from mnist_pipeline.history import history_csv
 from mnist_pipeline.manifest import read_manifest
 from mnist_pipeline.params import TrainParams, parse_params
 from mnist_pipeline.report import run_report
-from mnist_pipeline.train import history_csv, run_training, train_model
+from mnist_pipeline.train import run_training, train_model
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr"]
 
@@ -29,7 +29,7 @@ def datasets(small_images: Path) -> tuple[DigitFolder, DigitFolder]:
 
 
 def small_recipe(name: str, **changes: object) -> TrainParams:
-    return dataclasses.replace(parse_params(fast_params()).models[name], **changes)
+    return parse_params(fast_params()).models[name].model_copy(update=changes)
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
+from mnist_pipeline.cli import setup_logging
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.stage import setup_logging
 
 log = logging.getLogger("mnist_pipeline")
 

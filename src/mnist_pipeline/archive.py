@@ -21,10 +21,10 @@ import numpy as np
 
 from mnist_pipeline.atomic import atomic_path
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.mnist import NUM_CLASSES
 from mnist_pipeline.png import check_digit, decode_digits, encode_png
 
 MEMBER_NAME = re.compile(r"(?P<index>\d+)_(?P<label>\d+)\.png")
-NUM_CLASSES = 10
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -36,6 +36,11 @@ class Digit:
     label: int
     png: bytes
     member: str = ""
+
+
+def tarball_path(raw_dir: Path, split: str) -> Path:
+    """Where the fetch stage writes a split's tarball, and the extract stage reads it."""
+    return raw_dir / f"mnist_{split}.tar.gz"
 
 
 def write_tarball(path: Path, split: str, images: np.ndarray, labels: np.ndarray) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -11,7 +10,7 @@ import torch
 from torch import nn
 
 from mnist_pipeline.atomic import write_bytes
-from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.errors import PipelineError, first_line
 from mnist_pipeline.models import MODELS, build_model, count_parameters
 from mnist_pipeline.params import TrainParams
 
@@ -44,7 +43,7 @@ def save_checkpoint(
         "dropout": params.dropout,
         "deskew": params.deskew,
         "num_parameters": count_parameters(model),
-        "params": dataclasses.asdict(params),
+        "params": params.model_dump(),
         "provenance": provenance or {},
         "validation": validation,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -61,7 +60,7 @@ def load_checkpoint(path: Path, expected_model: str | None = None) -> Checkpoint
     except FileNotFoundError as exc:
         raise PipelineError(f"{path}: checkpoint missing (run the train stage)") from exc
     except Exception as exc:  # garbage makes torch.load raise anything: KeyError, EOFError...
-        raise PipelineError(f"{path}: not a readable checkpoint: {_first_line(exc)}") from exc
+        raise PipelineError(f"{path}: not a readable checkpoint: {first_line(exc)}") from exc
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise PipelineError(f"{path}: not a checkpoint of this pipeline (format {FORMAT_VERSION})")
     name = payload.get("model")
@@ -74,7 +73,7 @@ def load_checkpoint(path: Path, expected_model: str | None = None) -> Checkpoint
         model.load_state_dict(payload["state_dict"], strict=True)
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
         raise PipelineError(
-            f"{path}: weights do not fit architecture '{name}': {_first_line(exc)}"
+            f"{path}: weights do not fit architecture '{name}': {first_line(exc)}"
         ) from exc
     return Checkpoint(
         name,
@@ -83,8 +82,3 @@ def load_checkpoint(path: Path, expected_model: str | None = None) -> Checkpoint
         dict(payload.get("provenance") or {}),
         int(payload.get("validation", 0)),
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else repr(exc)

@@ -14,15 +14,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from mnist_pipeline.archive import NUM_CLASSES  # noqa: E402
 from mnist_pipeline.atomic import atomic_path, write_text  # noqa: E402
 from mnist_pipeline.checkpoint import load_checkpoint  # noqa: E402
-from mnist_pipeline.data import DigitFolder  # noqa: E402
+from mnist_pipeline.dataset import DigitFolder  # noqa: E402
 from mnist_pipeline.errors import PipelineError  # noqa: E402
-from mnist_pipeline.evaluation import SplitResult, channels_last, run_split  # noqa: E402
+from mnist_pipeline.inference import SplitResult, channels_last, run_split  # noqa: E402
+from mnist_pipeline.mnist import NUM_CLASSES, SIDE  # noqa: E402
 from mnist_pipeline.models import count_parameters  # noqa: E402
 from mnist_pipeline.params import EvaluateParams  # noqa: E402
-from mnist_pipeline.png import SIDE  # noqa: E402
 from mnist_pipeline.runtime import make_deterministic, pick_device, provenance  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -61,7 +60,7 @@ def save_misclassified_grid(
     """A PNG grid of the first ``limit`` misclassified digits, titled true -> predicted.
 
     The tiles are one image on one axes, each with a text label above it: a subplot per
-    digit made matplotlib's layout most of the evaluate stage's time.
+    digit would make matplotlib's layout cost more than the evaluation itself.
     """
     predictions = result.predictions
     probabilities = result.logits.softmax(dim=1)

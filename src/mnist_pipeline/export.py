@@ -14,32 +14,38 @@ import hashlib
 import importlib.metadata
 import json
 import logging
-import re
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from mnist_pipeline.atomic import atomic_path, write_text
 from mnist_pipeline.checkpoint import Checkpoint, load_checkpoint
-from mnist_pipeline.data import MEAN, STD, DigitFolder, pixel_centres, to_unit, upright_theta
-from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.evaluation import channels_last, run_split
+from mnist_pipeline.dataset import DigitFolder
+from mnist_pipeline.errors import PipelineError, first_line
+from mnist_pipeline.inference import channels_last, run_split
+from mnist_pipeline.mnist import MEAN, SIDE, STD
+from mnist_pipeline.params import EvaluateParams
 from mnist_pipeline.onnxfile import (
     DESKEW_KEY,
     INPUT_NAME,
     MODEL_KEY,
     OUTPUT_NAME,
     PRODUCER,
-    SIDE,
     check_interface,
     open_model,
 )
 from mnist_pipeline.runtime import make_deterministic, provenance
+from mnist_pipeline.transforms import (
+    pixel_centres,
+    resample,
+    sampling_grid,
+    to_unit,
+    upright_theta,
+)
 
 log = logging.getLogger(__name__)
 # the exporter's passes log every rewrite at INFO: keep the stage's log to its own lines
@@ -50,17 +56,15 @@ for _name in ("onnx_ir", "onnxscript"):
 # version converter); GridSample exists since opset 16 and onnxruntime runs 18 fully.
 OPSET = 18
 # onnxruntime's and PyTorch's logits may differ in the last bits (other kernels, another
-# summation order): by 2.6e-6 (LeNet-5) and 4.8e-6 (MLP) at most over the test split.
+# summation order); metrics/<model>-onnx.json records the largest difference seen.
 TOLERANCE = 1e-3
-BATCH = 1000  # test digits per forward pass, as the evaluate stage's default
 
 
 class RawPixels(nn.Module):
     """``model`` behind the pipeline's preprocessing: uint8 N x 1 x 28 x 28 in, logits out.
 
-    Computes what :class:`mnist_pipeline.data.BatchTransform` does without augmentation:
-    the same deskew matrices (:func:`upright_theta`), the same grid (built by broadcasting
-    in ``affine_grid``'s order), the same GridSample and normalisation.
+    Computes what :class:`.BatchTransform` does without augmentation, with the same
+    functions: the deskew matrices, the sampling grid and its resampling, normalisation.
     """
 
     def __init__(self, model: nn.Module, deskew: bool) -> None:
@@ -71,18 +75,9 @@ class RawPixels(nn.Module):
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         x = to_unit(pixels)
         if self.deskew:
-            centres = self.centres
-            theta = upright_theta(x, centres).float()[:, :, :, None, None]  # n x 2 x 3 x 1 x 1
-            grid = theta[:, :, 0] * centres + theta[:, :, 1] * centres[:, None]
-            grid = (grid + theta[:, :, 2]).permute(0, 2, 3, 1)  # n x 28 x 28 x 2
-            x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+            theta = upright_theta(x, self.centres).float()
+            x = resample(x, sampling_grid(theta, self.centres))
         return self.model((x - MEAN) / STD)
-
-
-def _first_line(exc: BaseException) -> str:
-    """The first line of ``exc``'s message, without the terminal colours torch adds."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
-    return text.splitlines()[0] if text else repr(exc)
 
 
 def _fix_fields(model: onnx.ModelProto, loaded: Checkpoint, checkpoint_sha256: str) -> None:
@@ -138,7 +133,7 @@ def export_onnx(loaded: Checkpoint, checkpoint_sha256: str = "") -> bytes:
         model = program.model_proto
     except Exception as exc:  # torch.export and the exporter raise many kinds
         raise PipelineError(
-            f"model '{loaded.name}': step 'torch.onnx.export' failed: {_first_line(exc)}"
+            f"model '{loaded.name}': step 'torch.onnx.export' failed: {first_line(exc)}"
         ) from exc
     _fix_fields(model, loaded, checkpoint_sha256)
     try:
@@ -146,7 +141,7 @@ def export_onnx(loaded: Checkpoint, checkpoint_sha256: str = "") -> bytes:
         check_interface(model, f"model '{loaded.name}'", loaded.name)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise PipelineError(
-            f"model '{loaded.name}': step 'ONNX check' failed: {_first_line(exc)}"
+            f"model '{loaded.name}': step 'ONNX check' failed: {first_line(exc)}"
         ) from exc
     return model.SerializeToString(deterministic=True)
 
@@ -167,9 +162,18 @@ def compare_logits(
 
 
 def run_export(
-    checkpoint: Path, model_name: str, images_dir: Path, onnx_path: Path, metrics_path: Path
+    checkpoint: Path,
+    model_name: str,
+    images_dir: Path,
+    onnx_path: Path,
+    metrics_path: Path,
+    batch_size: int = EvaluateParams().batch_size,
 ) -> dict:
-    """The export stage: verify the ONNX file on the test split, then write it and metrics."""
+    """The export stage: verify the ONNX file on the test split, then write it and metrics.
+
+    ``batch_size``: digits per forward pass of the PyTorch reference, as the evaluate
+    stage runs it (``evaluate.batch_size``).
+    """
     try:
         loaded = load_checkpoint(checkpoint, expected_model=model_name)
     except PipelineError as exc:
@@ -184,7 +188,7 @@ def run_export(
     cpu = torch.device("cpu")
     test_set = DigitFolder(images_dir / "test")
     reference = channels_last(copy.deepcopy(loaded.model))  # as the evaluate stage runs it
-    result = run_split(reference, test_set.images, test_set.labels, BATCH, cpu, loaded.deskew)
+    result = run_split(reference, test_set.images, test_set.labels, batch_size, cpu, loaded.deskew)
     with atomic_path(onnx_path) as tmp:  # renamed into place only once verified
         tmp.write_bytes(data)
         exported = open_model(tmp, model_name)

@@ -14,11 +14,10 @@ import os
 import threading
 from pathlib import Path
 
-from mnist_pipeline.archive import NUM_CLASSES, Digit, read_tarball
+from mnist_pipeline.archive import Digit, read_tarball, tarball_path
 from mnist_pipeline.atomic import atomic_dir
-from mnist_pipeline.fetch import tarball_path
 from mnist_pipeline.manifest import MANIFEST, split_entry
-from mnist_pipeline.sources import EXPECTED_COUNTS, SPLITS
+from mnist_pipeline.mnist import EXPECTED_COUNTS, NUM_CLASSES, SPLITS
 
 log = logging.getLogger(__name__)
 

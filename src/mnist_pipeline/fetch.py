@@ -5,15 +5,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from mnist_pipeline.archive import write_tarball
+from mnist_pipeline.archive import tarball_path, write_tarball
+from mnist_pipeline.mnist import SPLITS
 from mnist_pipeline.params import DataParams
-from mnist_pipeline.sources import SPLITS, check_splits, load_mnist
+from mnist_pipeline.sources import check_splits, load_mnist
 
 log = logging.getLogger(__name__)
-
-
-def tarball_path(raw_dir: Path, split: str) -> Path:
-    return raw_dir / f"mnist_{split}.tar.gz"
 
 
 def fetch(params: DataParams, raw_dir: Path, cache_dir: Path | None = None) -> None:

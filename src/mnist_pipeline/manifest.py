@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
 
-from mnist_pipeline.archive import NUM_CLASSES, Digit
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.mnist import NUM_CLASSES
 
 MANIFEST = "manifest.json"
+
+
+class Image(Protocol):
+    """One image as the manifest records it: a tarball member, for the extract stage."""
+
+    label: int
+    index: int
+    png: bytes
 
 
 def add_image(digest: hashlib._Hash, label: int, index: int, png: bytes) -> None:
@@ -23,14 +33,14 @@ def add_image(digest: hashlib._Hash, label: int, index: int, png: bytes) -> None
     digest.update(png)
 
 
-def split_entry(digits: list[Digit]) -> dict[str, object]:
-    """The manifest's record of one split: counts and a digest of every image."""
+def split_entry(images: Iterable[Image]) -> dict[str, object]:
+    """The manifest's record of one split (images by index): counts and a digest of all."""
     digest = hashlib.sha256()
     counts = [0] * NUM_CLASSES
-    for digit in digits:
-        add_image(digest, digit.label, digit.index, digit.png)
-        counts[digit.label] += 1
-    return {"images": len(digits), "per_class": counts, "sha256": digest.hexdigest()}
+    for image in images:
+        add_image(digest, image.label, image.index, image.png)
+        counts[image.label] += 1
+    return {"images": sum(counts), "per_class": counts, "sha256": digest.hexdigest()}
 
 
 def read_manifest(images_dir: Path) -> dict | None:

@@ -11,6 +11,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from mnist_pipeline.mnist import NUM_CLASSES, SIDE
+
 MODELS: dict[str, type[nn.Module]] = {}
 
 
@@ -55,7 +57,7 @@ class LeNet5(nn.Module):
             nn.Linear(120, 84),
             nn.ReLU(),
             nn.Dropout(dropout),
-            nn.Linear(84, 10),
+            nn.Linear(84, NUM_CLASSES),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -63,20 +65,20 @@ class LeNet5(nn.Module):
 
 
 @register("mlp")
-class CustomMLP(nn.Module):
+class MLP(nn.Module):
     """A 784-80-20-10 multilayer perceptron: 64,630 parameters."""
 
     def __init__(self, dropout: float = 0.0) -> None:
         super().__init__()
         self.layers = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(28 * 28, 80),
+            nn.Linear(SIDE * SIDE, 80),
             nn.ReLU(),
             nn.Dropout(dropout),
             nn.Linear(80, 20),
             nn.ReLU(),
             nn.Dropout(dropout),
-            nn.Linear(20, 10),
+            nn.Linear(20, NUM_CLASSES),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

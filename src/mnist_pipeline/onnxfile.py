@@ -16,10 +16,9 @@ import onnx
 import onnxruntime as ort
 from google.protobuf.message import DecodeError
 
-from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.errors import PipelineError, first_line
+from mnist_pipeline.mnist import NUM_CLASSES, SIDE
 
-SIDE = 28
-NUM_CLASSES = 10
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "logits"
 PRODUCER = "mnist-pipeline"
@@ -118,8 +117,9 @@ def open_model(path: Path, expected: str | None = None, threads: int = 0) -> Onn
         options.intra_op_num_threads = threads
         session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnx and onnxruntime raise their own exception types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        raise PipelineError(f"{path}: model '{name}' is not a valid ONNX graph: {first}") from exc
+        raise PipelineError(
+            f"{path}: model '{name}' is not a valid ONNX graph: {first_line(exc)}"
+        ) from exc
     deskew = {p.key: p.value for p in model.metadata_props}.get(DESKEW_KEY) == "true"
     return OnnxModel(path, name, deskew, session)
 

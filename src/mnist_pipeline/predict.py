@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.png import SIDE
+from mnist_pipeline.mnist import SIDE
 
 DIGIT_BOX = 20  # MNIST scales each digit's longest side to 20 pixels
 INK_THRESHOLD = 0.2  # share of the brightest ink a pixel needs to count as part of the digit
@@ -108,7 +108,7 @@ def predict(paths: list[Path], checkpoint: Path, model_name: str | None = None) 
     import torch
 
     from mnist_pipeline.checkpoint import load_checkpoint
-    from mnist_pipeline.data import BatchTransform
+    from mnist_pipeline.transforms import BatchTransform
 
     digits = np.stack([load_digit(path) for path in paths])
     loaded = load_checkpoint(checkpoint, expected_model=model_name)

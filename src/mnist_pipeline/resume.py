@@ -15,13 +15,16 @@ import io
 import json
 import logging
 import random
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from mnist_pipeline.atomic import write_bytes
+from mnist_pipeline.history import EpochRecord
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -71,6 +74,38 @@ def set_rng_states(generator: torch.Generator, states: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss))
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def snapshot(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    generator: torch.Generator,
+    history: list[EpochRecord],
+) -> dict[str, Any]:
+    """Everything a run needs to go on after its last epoch: see :func:`restore`."""
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),  # momentum buffers, learning rates
+        "schedule": schedule.state_dict(),
+        "rng": rng_states(generator),  # shuffling, augmentation, and the global generators
+        "history": [asdict(record) for record in history],
+    }
+
+
+def restore(
+    state: dict[str, Any],
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    generator: torch.Generator,
+) -> list[EpochRecord]:
+    """Put a :func:`snapshot` back in place; return its history."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["schedule"])
+    set_rng_states(generator, state["rng"])
+    return [EpochRecord(**row) for row in state["history"]]
 
 
 def save_state(path: Path, key: str, epoch: int, state: dict[str, Any]) -> None:

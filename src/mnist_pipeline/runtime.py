@@ -1,19 +1,22 @@
-"""Process set-up for the model-side stages: the device, determinism, and provenance.
+"""Process set-up for the model-side stages: the device, threads, determinism, provenance.
 
-One place decides the device (:func:`pick_device`), one sets every switch that makes a
-run repeat (:func:`make_deterministic`, for training and evaluation alike), and one
-records what produced a result (:func:`provenance`): the same code and params give the
-same bytes only on the same hardware, software and thread count, so those are written
-beside the result.
+One place decides the device (:func:`pick_device`) and the thread count
+(:func:`cpu_threads`, :func:`one_thread`), one sets every switch that makes a run repeat
+(:func:`make_deterministic`, for training and evaluation alike), and one records what
+produced a result (:func:`provenance`): the same code and params give the same bytes only
+on the same hardware, software and thread count, so those are written beside the result.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import platform
 import random
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +55,33 @@ def cpu_threads() -> int:
     :func:`provenance`, since a different count gives different bytes.
     """
     return max(1, machine_cores() // workers())
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the enclosed torch ops on a single intra-op thread, then restore the count.
+
+    For per-pixel batch work (indexing, augmentation), too small to share between threads:
+    each op would open an OpenMP parallel region and wait on a descheduled thread. Its
+    results do not depend on the thread count.
+
+    torch's thread count is process-wide: set from a background thread (the batch
+    prefetcher), it would change the count the main thread's training step runs on, and
+    with it the step's bytes. So a background thread may only enter this while the count
+    is already 1, as it is for a model trained on one thread; anything else is an error.
+    """
+    threads = torch.get_num_threads()
+    if threads != 1 and threading.current_thread() is not threading.main_thread():
+        raise RuntimeError(
+            f"one_thread() in background thread '{threading.current_thread().name}' while "
+            f"torch runs on {threads} threads: it would change the main thread's count; "
+            "prepare batches in the background only for a model trained on one thread"
+        )
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def gpu_slot(count: int, slots_dir: Path | None = None) -> int:

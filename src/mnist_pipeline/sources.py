@@ -24,18 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_pipeline.archive import NUM_CLASSES, digits_to_arrays, read_tarball
+from mnist_pipeline.archive import digits_to_arrays, read_tarball
 from mnist_pipeline.atomic import atomic_path
 from mnist_pipeline.errors import PipelineError
 from mnist_pipeline.idx import read_idx
-from mnist_pipeline.png import SIDE
+from mnist_pipeline.mnist import EXPECTED_COUNTS, NUM_CLASSES, SIDE, SPLITS
 
 log = logging.getLogger(__name__)
 
 Split = tuple[np.ndarray, np.ndarray]  # images N x 28 x 28, labels N, both uint8
 Splits = dict[str, Split]
-SPLITS = ("train", "test")
-EXPECTED_COUNTS = {"train": 60_000, "test": 10_000}
 
 # sha256 of the decoded uint8 arrays (C order) of canonical MNIST.
 CANONICAL_SHA256 = {

@@ -12,9 +12,9 @@ import argparse
 import logging
 import re
 
+from mnist_pipeline.cli import run_stage
 from mnist_pipeline.dvc_cli import dvc
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.stage import run_stage
 
 log = logging.getLogger(__name__)
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a name git accepts in a ref

@@ -14,13 +14,10 @@ finished epoch and ends with the same bytes as one never interrupted.
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import json
 import logging
 import math
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -30,43 +27,21 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from mnist_pipeline.atomic import write_text
+from mnist_pipeline.batching import Inputs, batches_ahead, make_loader, transformed
 from mnist_pipeline.checkpoint import save_checkpoint
-from mnist_pipeline.data import (
-    Batch,
-    BatchTransform,
-    DigitFolder,
-    augment_strength,
-    in_runs,
-    make_loader,
-    prefetch,
-    upright_thetas,
-)
+from mnist_pipeline.dataset import DigitFolder
 from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.evaluation import channels_last, model_inputs, run_inputs
+from mnist_pipeline.history import EpochRecord, history_csv, live_metrics_json
+from mnist_pipeline.inference import channels_last, model_inputs, run_inputs
 from mnist_pipeline.models import build_model, count_parameters
-from mnist_pipeline.params import TrainParams
-from mnist_pipeline.resume import load_state, remove_state, rng_states, save_state, set_rng_states
+from mnist_pipeline.params import EvaluateParams, TrainParams
+from mnist_pipeline.resume import load_state, remove_state, restore, save_state, snapshot
 from mnist_pipeline.resume import state_key as resume_key
 from mnist_pipeline.runtime import cpu_threads, make_deterministic, pick_device, provenance
+from mnist_pipeline.transforms import BatchTransform, augment_strength, upright_thetas
 
 log = logging.getLogger(__name__)
-EVAL_BATCH = 1000
-PREPARED_RUN = 64  # batches augmented back to back between runs of steps (26 MB)
-Inputs = tuple[torch.Tensor, torch.Tensor]  # a batch as the model reads it: floats, labels
-
-
-@dataclass(frozen=True)
-class EpochRecord:
-    """One row of ``history.csv``."""
-
-    epoch: int
-    train_loss: float  # plain cross-entropy on the (augmented) training batches
-    train_accuracy: float
-    test_loss: float
-    test_accuracy: float
-    lr: float  # learning rate of the epoch's last step
-    validation_loss: float | None = None  # with a validation split held out, else None
-    validation_accuracy: float | None = None
+EVAL_BATCH_SIZE = EvaluateParams().batch_size  # params.yaml's evaluate.batch_size, if unset
 
 
 def make_optimizer(model: nn.Module, params: TrainParams) -> torch.optim.Optimizer:
@@ -117,31 +92,6 @@ def check_batch_size(params: TrainParams, name: str, train_size: int) -> None:
         )
 
 
-def transformed(
-    loader: Iterable[Batch],
-    transform: BatchTransform,
-    device: torch.device,
-    uprights: torch.Tensor | None = None,
-) -> Iterator[Inputs]:
-    """The loader's images and labels on ``device``, normalized and augmented.
-
-    ``uprights``: the split's deskew matrices (:func:`upright_thetas`), looked up per batch.
-    """
-    for images, labels, index in loader:
-        upright = None if uprights is None else uprights.index_select(0, index)
-        images = transform(images.to(device, non_blocking=True), upright)
-        yield images, labels.to(device, non_blocking=True)
-
-
-def ahead(batches: Iterator[Inputs], spare_core: bool) -> Iterator[Inputs]:
-    """``batches``, prepared ahead of the steps that use them.
-
-    With a core the model does not use, a background thread prepares the next batches
-    on it during the steps; else they are prepared in runs, between runs of steps.
-    """
-    return prefetch(batches) if spare_core else in_runs(batches, PREPARED_RUN)
-
-
 def training_model(name: str, params: TrainParams, device: torch.device) -> nn.Module:
     """A fresh model ``name`` on ``device``, in the channels-last layout it trains in."""
     return channels_last(build_model(name, dropout=params.dropout).to(device))
@@ -150,11 +100,10 @@ def training_model(name: str, params: TrainParams, device: torch.device) -> nn.M
 def compute_threads(model: nn.Module) -> int:
     """Intra-op threads to train ``model`` on: every core for a convolutional model, else one.
 
-    On 2 cores LeNet-5's steps run 1.55x faster on two threads than on one, the MLP's
-    small matmuls only 1.1x faster: its second core does more preparing the next batch in
-    a background thread (an MLP epoch took 0.69 s so, 0.88 s on two threads with the
-    batches prepared in between steps). The count is fixed per model and machine, so
-    results repeat.
+    A convolution's step gains from every core; a small MLP's matmuls gain less from a
+    second core than the step does from a spare core preparing the next batch in the
+    background (``benchmarks/bench_train.py`` measures both). The count is fixed per model
+    and machine, so results repeat.
     """
     convolutional = any(isinstance(m, nn.Conv1d | nn.Conv2d | nn.Conv3d) for m in model.modules())
     return cpu_threads() if convolutional else 1
@@ -208,38 +157,6 @@ def data_digests(
     return digests
 
 
-def snapshot(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    schedule: torch.optim.lr_scheduler.LRScheduler,
-    generator: torch.Generator,
-    history: list[EpochRecord],
-) -> dict[str, object]:
-    """Everything a run needs to go on after its last epoch: see :func:`restore`."""
-    return {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),  # momentum buffers, learning rates
-        "schedule": schedule.state_dict(),
-        "rng": rng_states(generator),  # shuffling, augmentation, and the global generators
-        "history": [asdict(record) for record in history],
-    }
-
-
-def restore(
-    state: dict,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    schedule: torch.optim.lr_scheduler.LRScheduler,
-    generator: torch.Generator,
-) -> list[EpochRecord]:
-    """Put a :func:`snapshot` back in place; return its history."""
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    schedule.load_state_dict(state["schedule"])
-    set_rng_states(generator, state["rng"])
-    return [EpochRecord(**row) for row in state["history"]]
-
-
 def train_model(
     name: str,
     params: TrainParams,
@@ -248,6 +165,7 @@ def train_model(
     validation_set: DigitFolder | None = None,
     on_epoch: Callable[[list[EpochRecord]], None] | None = None,
     resume_path: Path | None = None,
+    eval_batch_size: int = EVAL_BATCH_SIZE,
 ) -> tuple[nn.Module, list[EpochRecord]]:
     """Train model ``name`` as ``params`` say; return it with its per-epoch history.
 
@@ -255,6 +173,7 @@ def train_model(
     ``on_epoch``: called with the history so far after every epoch (and at once when a
     run resumes). ``resume_path``: where the resume state is saved after every epoch, and
     read at start; a state saved by the same run there is resumed from.
+    ``eval_batch_size``: the batch size of the epochs' test and validation passes.
     """
     check_batch_size(params, name, len(train_set))
     generator = make_deterministic(params.seed)
@@ -265,7 +184,7 @@ def train_model(
     key = resume_key(
         {
             "model": name,
-            "params": asdict(params),
+            "params": params.model_dump(),
             # a held-out part shares its split's digest: its size tells one cut from another
             "sizes": [len(part) for part in (train_set, test_set, validation_set) if part],
             "provenance": provenance(
@@ -280,9 +199,11 @@ def train_model(
     # what never changes between epochs is computed once: the training digits' deskew
     # matrices and the test pass's input batches
     uprights = upright_thetas(train_set.images) if params.deskew else None
-    test_inputs = model_inputs(test_set.images, EVAL_BATCH, device, params.deskew)
+    test_inputs = model_inputs(test_set.images, eval_batch_size, device, params.deskew)
     if validation_set is not None:
-        validation_inputs = model_inputs(validation_set.images, EVAL_BATCH, device, params.deskew)
+        validation_inputs = model_inputs(
+            validation_set.images, eval_batch_size, device, params.deskew
+        )
     optimizer = make_optimizer(model, params)
     schedule = make_schedule(optimizer, params, params.epochs * len(loader))
     log.info(
@@ -317,7 +238,9 @@ def train_model(
     with logging_redirect_tqdm():
         for epoch in bar:
             transform.strength = augment_strength(params.augment, epoch, params.epochs)
-            batches = ahead(transformed(loader, transform, device, uprights), threads < cores)
+            batches = batches_ahead(
+                transformed(loader, transform, device, uprights), spare_core=threads < cores
+            )
             with contextlib.closing(batches):  # stops the prefetch thread if a step raises
                 loss_sum, correct = train_epoch(
                     name, epoch, model, batches, optimizer, schedule, params
@@ -357,29 +280,6 @@ def train_model(
     return model.to(memory_format=torch.contiguous_format), history
 
 
-def history_csv(history: list[EpochRecord]) -> str:
-    """The history as CSV text, floats at fixed precision so reruns give the same bytes.
-
-    The validation columns appear only when a validation split was held out.
-    """
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    rows = [{k: v for k, v in asdict(record).items() if v is not None} for record in history]
-    names = list(rows[0])  # a run trains at least one epoch
-    writer.writerow(names)
-    for row in rows:
-        writer.writerow([f"{row[n]:.6g}" if isinstance(row[n], float) else row[n] for n in names])
-    return buffer.getvalue()
-
-
-def live_metrics_json(history: list[EpochRecord], epochs: int) -> str:
-    """The latest epoch's figures as JSON, at the history's precision; no clock time, so a
-    rerun gives the same bytes."""
-    latest = {k: v for k, v in asdict(history[-1]).items() if v is not None}
-    values = {k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in latest.items()}
-    return json.dumps({**values, "epochs": epochs}, indent=2) + "\n"
-
-
 def run_training(
     name: str,
     params: TrainParams,
@@ -389,13 +289,14 @@ def run_training(
     validation: int = 0,
     live_metrics_path: Path | None = None,
     resume_dir: Path | None = None,
+    eval_batch_size: int = EVAL_BATCH_SIZE,
 ) -> list[EpochRecord]:
     """The train stage: read both splits, train, then write the checkpoint and history.
 
     ``validation``: how many of the last training digits to hold out (0: none). After
     every epoch the history so far and ``live_metrics_path`` (the latest epoch) are
     rewritten; ``resume_dir/<name>.pt`` holds the resume state until the outputs are
-    written (None: no resuming).
+    written (None: no resuming). ``eval_batch_size``: as :func:`train_model` takes it.
     """
     train_set = DigitFolder(images_dir / "train")
     test_set = DigitFolder(images_dir / "test")
@@ -410,7 +311,7 @@ def run_training(
 
     resume_path = None if resume_dir is None else resume_dir / f"{name}.pt"
     model, history = train_model(
-        name, params, train_set, test_set, validation_set, write_live, resume_path
+        name, params, train_set, test_set, validation_set, write_live, resume_path, eval_batch_size
     )
     produced_by = provenance(
         pick_device(), compute_threads(model), data_digests(train_set, test_set)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_pipeline.data import BatchTransform
+from mnist_pipeline.transforms import BatchTransform
 
 
 @dataclass(frozen=True)
@@ -25,10 +25,9 @@ class SplitResult:
 def channels_last(model: nn.Module) -> nn.Module:
     """Put ``model``'s 4-d weights in channels-last layout (in place) and return it.
 
-    On the CPU, oneDNN runs LeNet-5's convolutions and pooling in this layout about 1.5x
-    faster in training and 2.5x in inference than in the default one. Results stay
-    deterministic, though not bitwise those of the default layout. Models without 4-d
-    weights are unchanged.
+    On the CPU, oneDNN runs LeNet-5's convolutions and pooling faster in this layout, in
+    training and in inference. Results stay deterministic, though not bitwise those of
+    the default layout. Models without 4-d weights are unchanged.
     """
     return model.to(memory_format=torch.channels_last)
 

@@ -1,4 +1,5 @@
-"""Run a stage entry point: logging set up, bad input reported as one clear line."""
+"""Command-line plumbing for the stage scripts and ``python -m mnist_pipeline``: logging set
+up, bad input reported as one clear line, the per-model stages' argument."""
 
 from __future__ import annotations
 

@@ -1,38 +1,24 @@
-"""The data path: DigitFolder, its loader, BatchTransform and the prefetch thread."""
+"""BatchTransform: normalization, deskewing, and the random affine and elastic warps."""
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
-import threading
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
-from mnist_pipeline.data import (
-    MEAN,
-    STD,
+from mnist_pipeline.dataset import DigitFolder
+from mnist_pipeline.mnist import MEAN, STD
+from mnist_pipeline.params import AugmentParams
+from mnist_pipeline.transforms import (
     BatchTransform,
-    DigitFolder,
     augment_strength,
-    in_runs,
-    make_loader,
-    one_thread,
     pixel_centres,
-    prefetch,
     to_unit,
     upright_theta,
     upright_thetas,
 )
-from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.manifest import MANIFEST
-from mnist_pipeline.params import AugmentParams
-from mnist_pipeline.sources import Splits
 
 AUGMENT = AugmentParams(rotate=10, translate=0.1, scale=0.1, shear=10)
 LOW, HIGH = (0 - MEAN) / STD, (1 - MEAN) / STD  # normalized black and white
@@ -43,106 +29,6 @@ LOW, HIGH = (0 - MEAN) / STD, (1 - MEAN) / STD  # normalized black and white
 # 5e-5 in normalized units, which is 1.5e-5 of the pixel range (1/250 of a grey level):
 # several times what was seen, far below anything that changes a digit.
 RESAMPLING_ATOL = 5e-5
-
-
-@pytest.fixture(scope="module")
-def train_set(small_images: Path) -> DigitFolder:
-    return DigitFolder(small_images / "train")
-
-
-def epochs(dataset: DigitFolder, seed: int, augment: AugmentParams | None, count: int = 2):
-    """Every batch of ``count`` epochs, transformed, drawn as train_model draws them."""
-    generator = torch.Generator().manual_seed(seed)
-    loader = make_loader(dataset, 64, True, generator)
-    transform = BatchTransform(augment, generator)
-    return [(transform(x), y) for _ in range(count) for x, y, _ in loader]
-
-
-def test_folder_holds_every_digit_in_index_order(train_set: DigitFolder, small_splits: Splits):
-    images, labels = small_splits["train"]
-    assert train_set.images.shape == (len(labels), 1, 28, 28)
-    assert train_set.images.dtype == torch.uint8 and train_set.labels.dtype == torch.int64
-    assert np.array_equal(train_set.images[:, 0].numpy(), images)
-    assert np.array_equal(train_set.labels.numpy(), labels)
-
-
-def test_getitems_returns_what_per_item_indexing_does(train_set: DigitFolder) -> None:
-    indices = [5, 0, 999, 5, 123]
-    images, labels, index = train_set.__getitems__(indices)
-    assert torch.equal(images, torch.stack([train_set[i][0] for i in indices]))
-    assert labels.tolist() == [train_set[i][1] for i in indices]
-    assert index.tolist() == indices
-    tensor_images, _, _ = train_set.__getitems__(torch.tensor(indices))
-    assert torch.equal(tensor_images, images)
-
-
-def test_extract_writes_a_manifest_of_each_split(small_images: Path, small_splits: Splits):
-    manifest = json.loads((small_images / MANIFEST).read_text())
-    for split, (_, labels) in small_splits.items():
-        assert manifest[split]["images"] == len(labels)
-        assert manifest[split]["per_class"] == np.bincount(labels, minlength=10).tolist()
-    assert manifest["train"]["sha256"] != manifest["test"]["sha256"]
-
-
-@pytest.mark.parametrize("change", ["edit", "remove", "add"])
-def test_folder_changed_since_extraction_is_an_error(
-    small_images: Path, tmp_path: Path, change: str
-) -> None:
-    images = tmp_path / "images"
-    shutil.copytree(small_images, images)
-    first, second = sorted((images / "test").glob("*/*.png"))[:2]
-    if change == "edit":
-        first.write_bytes(second.read_bytes())
-    elif change == "remove":
-        first.unlink()
-    else:
-        shutil.copy(first, first.with_name("99999.png"))
-    DigitFolder(images / "train")  # the other split is untouched
-    with pytest.raises(PipelineError, match=r"test: its \d+ images differ from what manifest"):
-        DigitFolder(images / "test")
-    (images / MANIFEST).unlink()  # a folder without a manifest is taken as it is
-    assert len(DigitFolder(images / "test")) == {"edit": 500, "remove": 499, "add": 501}[change]
-
-
-def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(PipelineError, match="image folder missing"):
-        DigitFolder(tmp_path / "train")
-
-
-@pytest.mark.parametrize("batch_size", [64, 100, 1000])
-def test_an_epoch_serves_every_image_once(train_set: DigitFolder, batch_size: int) -> None:
-    loader = make_loader(train_set, batch_size, True, torch.Generator().manual_seed(0))
-    batches = list(loader)
-    assert len(batches) == len(loader) == math.ceil(len(train_set) / batch_size)
-    assert all(len(y) == batch_size for _, y, _ in batches[:-1])
-    images = torch.cat([x for x, _, _ in batches]).flatten(1)
-    order = torch.cat([y for _, y, _ in batches])
-    index = torch.cat([i for _, _, i in batches])
-    assert torch.equal(images, train_set.images.flatten(1)[index])  # each batch says its images
-    assert torch.equal(index.sort().values, torch.arange(len(train_set)))
-    assert images.dtype == torch.uint8 and images.shape == train_set.images.flatten(1).shape
-    # the same digits, reordered: sorting rows of pixels undoes the shuffle
-    assert torch.equal(images.unique(dim=0), train_set.images.flatten(1).unique(dim=0))
-    assert torch.equal(order.bincount(minlength=10), train_set.labels.bincount(minlength=10))
-    assert not torch.equal(order, train_set.labels)  # shuffled
-
-
-def test_unshuffled_loader_keeps_the_folder_order(train_set: DigitFolder) -> None:
-    images = torch.cat([x for x, _, _ in make_loader(train_set, 300, False)])
-    assert torch.equal(images, train_set.images)
-
-
-def test_batches_and_draws_match_torchs_own_samplers(train_set: DigitFolder) -> None:
-    """The index-tensor sampler shuffles exactly as RandomSampler + BatchSampler do."""
-    ours, theirs = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
-    reference = DataLoader(
-        train_set, batch_size=96, shuffle=True, generator=theirs, collate_fn=lambda batch: batch
-    )
-    loader = make_loader(train_set, 96, True, ours)
-    for _ in range(2):
-        for (x, y, _), (ref_x, ref_y, _) in zip(loader, reference, strict=True):
-            assert torch.equal(x, ref_x) and torch.equal(y, ref_y)
-        assert torch.equal(ours.get_state(), theirs.get_state())
 
 
 def test_normalization_is_exact_and_centres_mnist(train_set: DigitFolder) -> None:
@@ -160,15 +46,6 @@ def test_to_unit_scales_to_new_floats_and_leaves_its_input_alone() -> None:
     floats = pixels.float()
     to_unit(floats)
     assert torch.equal(floats, torch.tensor([0.0, 51.0, 255.0]))
-
-
-def test_same_seed_gives_the_same_shuffled_augmented_batches(train_set: DigitFolder) -> None:
-    first, again = epochs(train_set, 3, AUGMENT), epochs(train_set, 3, AUGMENT)
-    for (x, y), (x2, y2) in zip(first, again, strict=True):
-        assert torch.equal(x, x2) and torch.equal(y, y2)
-    other = epochs(train_set, 4, AUGMENT)
-    assert not torch.equal(first[0][1], other[0][1])
-    assert not torch.equal(first[-1][0], other[-1][0])
 
 
 def test_augmentation_moves_digits_and_stays_in_range(train_set: DigitFolder) -> None:
@@ -299,57 +176,3 @@ def test_deskew_matrices_computed_once_match_those_of_each_batch(train_set: Digi
 def test_deskew_leaves_a_blank_image_blank() -> None:
     blank = torch.zeros(3, 1, 28, 28, dtype=torch.uint8)
     assert torch.allclose(BatchTransform(deskew=True)(blank), torch.full((3, 1, 28, 28), LOW))
-
-
-def test_one_thread_restores_the_thread_count() -> None:
-    before = torch.get_num_threads()
-    with one_thread():
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
-    with pytest.raises(ValueError), one_thread():
-        raise ValueError
-    assert torch.get_num_threads() == before
-
-
-def test_prefetch_and_runs_yield_everything_in_order() -> None:
-    assert list(prefetch(iter(range(50)), depth=2)) == list(range(50))
-    assert list(in_runs(iter(range(50)), 8)) == list(range(50))
-
-
-def test_runs_take_items_a_run_ahead() -> None:
-    taken = []
-
-    def source():
-        for i in range(10):
-            taken.append(i)
-            yield i
-
-    items = in_runs(source(), 4)
-    assert next(items) == 0 and taken == [0, 1, 2, 3]
-
-
-def test_prefetch_raises_the_producers_error() -> None:
-    def broken():
-        yield 1
-        raise PipelineError("bad batch")
-
-    seen = []
-    with pytest.raises(PipelineError, match="bad batch"):
-        for item in prefetch(broken()):
-            seen.append(item)
-    assert seen == [1]
-
-
-def test_closing_prefetch_early_stops_its_thread() -> None:
-    produced = []
-
-    def endless():
-        while True:
-            produced.append(len(produced))
-            yield produced[-1]
-
-    items = prefetch(endless(), depth=2)
-    assert next(items) == 0
-    items.close()
-    assert not any(t.name == "prefetch" and t.is_alive() for t in threading.enumerate())
-    assert len(produced) <= 5  # it stopped, a few items ahead at most
