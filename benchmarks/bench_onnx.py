@@ -15,10 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from mnist_pipeline.data import DigitFolder
 
 from benchlib import REPO_ROOT, bench_parser, machine_line, median, timed
 from mnist_pipeline.checkpoint import load_checkpoint
+from mnist_pipeline.dataset import DigitFolder
 from mnist_pipeline.inference import channels_last, run_split
 from mnist_pipeline.onnxfile import OnnxModel, open_model
 from mnist_pipeline.runtime import make_deterministic
