@@ -161,10 +161,9 @@ def time_extract(raw_dir: Path, root: Path, rounds: int, verify: bool) -> Extrac
 def extract_figures(goal: str, times: ExtractTimes) -> list[Figure]:
     """The goal on the fastest round, with the median and the kernel's share beside it.
 
-    Creating the 70,000 files is kernel work, and on this project's virtual machines the
-    kernel time of the very same extraction varies several-fold from round to round
-    (4.6 to 26 s for the training split's files, with no disk I/O in between), which
-    no change to the code moves. The fastest round is the one least disturbed, as
+    Creating the 70,000 files is kernel work, and on a shared virtual machine the kernel
+    time of the very same extraction can vary several-fold from round to round, which no
+    change to the code moves (the printed rounds show it). The fastest round is the one least disturbed, as
     ``timeit`` takes it; the median and every round are printed too.
     """
     rounds = len(times.ours)

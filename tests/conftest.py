@@ -3,6 +3,7 @@ form the pipeline reads, and a throwaway copy of the repository for driving the 
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -89,6 +90,18 @@ def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedP
             f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
         )
     return result
+
+
+def experiments(repo: Path) -> dict[str, dict]:
+    """``dvc exp show --json`` as {experiment name or rev: its params and metrics}, the
+    baseline's included."""
+    rows = {}
+    for row in json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout):
+        rows[row["name"] or row["rev"]] = row["data"]
+        for experiment in row.get("experiments") or []:
+            for rev in experiment["revs"]:
+                rows[rev["name"] or rev["rev"]] = rev["data"]
+    return rows
 
 
 @pytest.fixture(scope="session")

@@ -54,8 +54,7 @@ def test_data_train_and_eval_benchmarks_report_their_goals(
     assert "fastest of 5 rounds" in train[0].what and "median of 5" in train[1].what
     evaluation = bench.bench_eval.run(small_images, params, repeats=1)
     png = bench.bench_png.run(small_images, small_raw, repeats=1)
-    assert [f.baseline_what for f in png][:4] == ["torchvision decode_png", "Pillow"] * 2
-    assert "1,500 members" in png[4].what
+    assert "1,500 members" in png[-1].what
     results = data + train + evaluation + png
     check_figures(results, {"data path", "training loop", "evaluation", "png decoding"})
     text = bench.markdown(results, "start machine", "end machine", "python x", 60.0)

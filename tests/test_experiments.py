@@ -12,21 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, copy_repo, run, stages_run
+from conftest import BIN, copy_repo, experiments, run, stages_run
 from mnist_pipeline.runtime import WORKERS_ENV, machine_cores
 
 pytestmark = pytest.mark.slow
-
-
-def experiments(repo: Path) -> dict[str, dict]:
-    """``dvc exp show --json`` as {experiment name: its data}, the baseline's included."""
-    rows = {}
-    for row in json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout):
-        rows[row["name"] or row["rev"]] = row["data"]
-        for experiment in row.get("experiments") or []:
-            for rev in experiment["revs"]:
-                rows[rev["name"] or rev["rev"]] = rev["data"]
-    return rows
 
 
 def test_exp_push_then_pull_into_another_clone_retrains_nothing(

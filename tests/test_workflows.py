@@ -20,7 +20,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import BIN, FAST_TRAINING, MODEL_STAGES, copy_repo, run, stages_run
+from conftest import BIN, FAST_TRAINING, MODEL_STAGES, copy_repo, experiments, run, stages_run
 
 pytestmark = pytest.mark.slow
 
@@ -65,18 +65,6 @@ def experiment_repo(trained_repo: Path, tmp_path_factory: pytest.TempPathFactory
     result = run(["dvc", "exp", "run", "-n", "short-mlp", "-S", "models.mlp.epochs=1"], repo)
     assert stages_run(result.stdout) == {"train@mlp", "evaluate@mlp", "export@mlp", "report"}
     return repo
-
-
-def experiments(repo: Path) -> dict[str, dict]:
-    """``dvc exp show --json`` as {experiment name or rev: its params and metrics}."""
-    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
-    rows = {}
-    for row in shown:
-        rows[row["name"] or row["rev"]] = row["data"]
-        for experiment in row.get("experiments") or []:
-            for rev in experiment["revs"]:
-                rows[rev["name"] or rev["rev"]] = rev["data"]
-    return rows
 
 
 def mlp_epochs_and_accuracy(data: dict) -> tuple[int, float]:

@@ -28,7 +28,6 @@ from mnist_pipeline.dataset import DigitFolder
 from mnist_pipeline.errors import PipelineError, first_line
 from mnist_pipeline.inference import channels_last, run_split
 from mnist_pipeline.mnist import MEAN, SIDE, STD
-from mnist_pipeline.params import EvaluateParams
 from mnist_pipeline.onnxfile import (
     DESKEW_KEY,
     INPUT_NAME,
@@ -38,6 +37,7 @@ from mnist_pipeline.onnxfile import (
     check_interface,
     open_model,
 )
+from mnist_pipeline.params import EvaluateParams
 from mnist_pipeline.runtime import make_deterministic, provenance
 from mnist_pipeline.transforms import (
     pixel_centres,
@@ -63,8 +63,8 @@ TOLERANCE = 1e-3
 class RawPixels(nn.Module):
     """``model`` behind the pipeline's preprocessing: uint8 N x 1 x 28 x 28 in, logits out.
 
-    Computes what :class:`.BatchTransform` does without augmentation, with the same
-    functions: the deskew matrices, the sampling grid and its resampling, normalisation.
+    Computes what :class:`.BatchTransform` does without augmentation: the deskew matrices,
+    the sampling grid and its resampling with the same functions, then normalisation.
     """
 
     def __init__(self, model: nn.Module, deskew: bool) -> None:

@@ -1,10 +1,12 @@
-"""Encode and decode the 28x28 grayscale PNG digits the pipeline stores.
+"""Encode, check and decode the 28x28 grayscale PNG digits the pipeline stores.
 
-Decoding 70,000 tiny files one by one through Pillow costs more in per-file overhead
-than in inflating them, so :func:`decode_digits` reads the common case itself: a 28x28
-8-bit gray, non-interlaced PNG with valid chunk CRCs. It inflates each file with
-``zlib`` and undoes the scanline filters of all files at once with numpy. Any other file
-goes to Pillow, which decodes it or says what is wrong with it.
+Pillow encodes and decodes them. The extract stage's check of every tarball member is
+the one part written here (:func:`check_digit`): it reads the chunks of a plain digit PNG
+and inflates its image data with ``zlib``, without Pillow's per-file overhead. It serves
+the pipeline goal of extracting the 70,000 digits within 10 s (``benchmarks/RESULTS.md``):
+with Pillow's decode as the check, reading and checking the tarballs alone takes longer
+(``python benchmarks/bench_png.py``; docs/design.md). Any file the check does not
+recognise goes to Pillow, which decodes it or says what is wrong with it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ ROW = SIDE + 1  # a scanline: its filter-type byte, then one byte per pixel
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # IHDR of a 28x28 image, 8-bit grayscale, deflate, adaptive filtering, no interlace
 DIGIT_HEADER = struct.pack(">IIBBBBB", SIDE, SIDE, 8, 0, 0, 0, 0)
-NONE, SUB, UP, AVERAGE, PAETH = range(5)
+PAETH = 4  # the highest scanline filter type
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -94,48 +96,6 @@ def scanlines(data: bytes) -> bytes | None:
     return rows
 
 
-def _predict(kind: int, left: np.ndarray, up: np.ndarray, upper_left: np.ndarray) -> np.ndarray:
-    """The AVERAGE or PAETH prediction of one pixel column (int16, one entry per image)."""
-    if kind == AVERAGE:
-        return (left + up) // 2
-    guess = left + up - upper_left
-    to_left, to_up, to_corner = abs(guess - left), abs(guess - up), abs(guess - upper_left)
-    return np.where(
-        (to_left <= to_up) & (to_left <= to_corner),
-        left,
-        np.where(to_up <= to_corner, up, upper_left),
-    )
-
-
-def unfilter(rows: np.ndarray) -> np.ndarray:
-    """Undo the PNG scanline filters of N images at once: N x 28 x 29 -> N x 28 x 28 uint8.
-
-    Row by row over all images: SUB is a running sum and UP an addition (uint8 arithmetic
-    wraps as PNG's does); AVERAGE and PAETH depend on the pixel to the left, so they go
-    column by column over just the images whose row uses them.
-    """
-    filters, pixels = rows[:, :, 0], rows[:, :, 1:].copy()
-    above = np.zeros((len(rows), SIDE), np.uint8)
-    for r in range(SIDE):
-        line, kind = pixels[:, r], filters[:, r]  # line is a view: edits land in pixels
-        if (sub := kind == SUB).any():
-            line[sub] = np.cumsum(line[sub], axis=1, dtype=np.uint8)
-        if (up := kind == UP).any():
-            line[up] += above[up]
-        for code in (AVERAGE, PAETH):
-            chosen = np.flatnonzero(kind == code)
-            if not chosen.size:
-                continue
-            row, prior = line[chosen].astype(np.int16), above[chosen].astype(np.int16)
-            zero = np.zeros(len(chosen), np.int16)
-            for c in range(SIDE):
-                left, upper_left = (row[:, c - 1], prior[:, c - 1]) if c else (zero, zero)
-                row[:, c] = (row[:, c] + _predict(code, left, prior[:, c], upper_left)) & 0xFF
-            line[chosen] = row.astype(np.uint8)
-        above = line
-    return pixels
-
-
 def check_digit(data: bytes, name: str) -> None:
     """Fail, naming ``name``, unless ``data`` is a PNG that decodes to a 28x28 gray digit."""
     if scanlines(data) is None:
@@ -144,16 +104,7 @@ def check_digit(data: bytes, name: str) -> None:
 
 def decode_digits(pngs: Sequence[bytes], names: Sequence[str]) -> np.ndarray:
     """Decode PNG digits into an N x 28 x 28 uint8 array; an error names the file at fault."""
-    rows, by_pillow = [], {}
-    blank = bytes(SIDE * ROW)
+    images = np.empty((len(pngs), SIDE, SIDE), np.uint8)
     for i, (data, name) in enumerate(zip(pngs, names, strict=True)):
-        lines = scanlines(data)
-        if lines is None:
-            by_pillow[i] = decode_digit(data, name)
-            lines = blank
-        rows.append(lines)
-    stacked = np.frombuffer(b"".join(rows), np.uint8).reshape(len(rows), SIDE, ROW)
-    images = unfilter(stacked)
-    for i, image in by_pillow.items():
-        images[i] = image
+        images[i] = decode_digit(data, name)
     return images
