@@ -163,8 +163,8 @@ def extract_figures(goal: str, times: ExtractTimes) -> list[Figure]:
 
     Creating the 70,000 files is kernel work, and on a shared virtual machine the kernel
     time of the very same extraction can vary several-fold from round to round, which no
-    change to the code moves (the printed rounds show it). The fastest round is the one least disturbed, as
-    ``timeit`` takes it; the median and every round are printed too.
+    change to the code moves (the printed rounds show it). The fastest round is the one
+    least disturbed, as ``timeit`` takes it; the median and every round are printed too.
     """
     rounds = len(times.ours)
     fastest = min(range(rounds), key=times.ours.__getitem__)

@@ -76,7 +76,7 @@ class RawPixels(nn.Module):
         x = to_unit(pixels)
         if self.deskew:
             theta = upright_theta(x, self.centres).float()
-            x = resample(x, sampling_grid(theta, self.centres))
+            x = resample(x, sampling_grid(theta, self.centres, for_export=True))
         return self.model((x - MEAN) / STD)
 
 

@@ -84,16 +84,19 @@ def compose(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
     return total
 
 
-def sampling_grid(theta: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+def sampling_grid(
+    theta: torch.Tensor, centres: torch.Tensor, for_export: bool = False
+) -> torch.Tensor:
     """The n x 2 x 28 x 28 grid (channels first) of the n x 2 x 3 maps ``theta``.
 
     ``grid[n, :, h, w] = x_w * t0 + y_h * t1 + t2``, summed in ``F.affine_grid``'s order,
     so it holds the same float32 values; built by broadcasting, which costs less than
-    ``affine_grid``'s per-image batched matmul.
+    ``affine_grid``'s per-image batched matmul. The last sum is in place, one buffer less
+    per batch; ``for_export``: out of place, the graph the ONNX files are traced from.
     """
     theta = theta[:, :, :, None, None]  # n x 2 x 3 x 1 x 1
     grid = theta[:, :, 0] * centres + theta[:, :, 1] * centres[:, None]
-    return grid + theta[:, :, 2]
+    return grid + theta[:, :, 2] if for_export else grid.add_(theta[:, :, 2])
 
 
 def resample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
