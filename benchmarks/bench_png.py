@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from unittest import mock
 
@@ -49,7 +50,11 @@ def read_pngs(images_dir: Path) -> tuple[list[bytes], list[str]]:
 
 
 def by_torchvision(pngs: list[bytes]) -> np.ndarray:
-    tensors = [decode_png(torch.frombuffer(bytearray(data), dtype=torch.uint8)) for data in pngs]
+    """torchvision's decoder, file by file (deprecated since torchvision 0.29: its warning,
+    once per file, is silenced)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        tensors = [decode_png(torch.frombuffer(bytearray(d), dtype=torch.uint8)) for d in pngs]
     return torch.cat(tensors).numpy()
 
 
