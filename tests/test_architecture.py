@@ -108,7 +108,7 @@ def test_each_stage_reaches_only_its_side(stage: str, layers: set[str]) -> None:
     assert {LAYER_OF[path.stem] for path in reached} <= layers
 
 
-def test_the_model_side_imports_no_downloader_and_the_data_side_no_torch() -> None:
+def test_the_model_side_reaches_no_downloader_and_the_data_side_no_model_code() -> None:
     reached = {
         stage: {path.stem for path in import_closure(REPO_ROOT / "stages" / f"{stage}.py")}
         for stage in ("fetch", "extract", "train", "evaluate", "export")
