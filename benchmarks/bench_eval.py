@@ -18,12 +18,12 @@ from pathlib import Path
 import torch
 
 from benchlib import REPO_ROOT, Result, bench_parser, limit, median, show, timed
-from mnist_pipeline.checkpoint import load_checkpoint, save_checkpoint
-from mnist_pipeline.dataset import DigitFolder
-from mnist_pipeline.evaluate import run_evaluation
-from mnist_pipeline.inference import channels_last, run_split
-from mnist_pipeline.models import build_model
-from mnist_pipeline.params import Params, load_params
+from mnist_pipeline.core.params import Params, load_params
+from mnist_pipeline.model.checkpoint import load_checkpoint, save_checkpoint
+from mnist_pipeline.model.dataset import DigitFolder
+from mnist_pipeline.model.evaluate import run_evaluation
+from mnist_pipeline.model.inference import evaluate_checkpoint, ready
+from mnist_pipeline.model.nets import build_model
 
 GOAL = "evaluation"
 LIMIT_S = 2.0
@@ -36,12 +36,13 @@ def checkpoint_for(name: str, params: Params, folder: Path) -> tuple[Path, str]:
         return trained, "trained"
     path = folder / f"{name}.pt"
     torch.manual_seed(0)
-    save_checkpoint(path, name, build_model(name), params.models[name])
+    recipe = params.models[name]
+    save_checkpoint(path, name, build_model(name, recipe.net), recipe, {})
     return path, "untrained"
 
 
 def run(images_dir: Path, params: Params, repeats: int) -> list[Result]:
-    test_set = DigitFolder(images_dir / "test")
+    test_set = DigitFolder.read(images_dir / "test")
     cpu, batch = torch.device("cpu"), params.evaluate.batch_size
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="bench-eval-") as tmp:
@@ -62,15 +63,17 @@ def run(images_dir: Path, params: Params, repeats: int) -> list[Result]:
 
             stage = median([timed(evaluate) for _ in range(repeats)])
             loaded = load_checkpoint(checkpoint)
-            model, deskew = channels_last(loaded.model), loaded.deskew
+            loaded = ready(loaded, cpu)
 
-            def forward(model: torch.nn.Module = model, deskew: bool = deskew) -> None:
-                run_split(model, test_set.images, test_set.labels, batch, cpu, deskew)
+            def forward(loaded=loaded) -> None:
+                evaluate_checkpoint(loaded, test_set.images, test_set.labels, batch)
 
             forward_s = median([timed(forward) for _ in range(repeats)])
             what = f"{name} ({kind})"
             results.append(limit(GOAL, f"{what}: run_evaluation, 10,000 images", stage, LIMIT_S))
-            results.append(limit(GOAL, f"{what}: run_split, images in memory", forward_s, LIMIT_S))
+            results.append(
+                limit(GOAL, f"{what}: evaluate_checkpoint, images in memory", forward_s, LIMIT_S)
+            )
     return results
 
 

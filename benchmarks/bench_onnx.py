@@ -17,11 +17,11 @@ from pathlib import Path
 import torch
 
 from benchlib import REPO_ROOT, bench_parser, machine_line, median, timed
-from mnist_pipeline.checkpoint import load_checkpoint
-from mnist_pipeline.dataset import DigitFolder
-from mnist_pipeline.inference import channels_last, run_split
-from mnist_pipeline.onnxfile import OnnxModel, open_model
-from mnist_pipeline.runtime import make_deterministic
+from mnist_pipeline.formats.onnxfile import OnnxModel, open_model
+from mnist_pipeline.model.checkpoint import load_checkpoint
+from mnist_pipeline.model.dataset import DigitFolder
+from mnist_pipeline.model.inference import evaluate_checkpoint, ready
+from mnist_pipeline.model.runtime import make_deterministic
 
 BATCH = 1000
 
@@ -29,16 +29,16 @@ BATCH = 1000
 def run(images_dir: Path, models_dir: Path, repeats: int) -> list[dict]:
     """Per model with both files in ``models_dir``: each runtime's fastest and median time."""
     make_deterministic()  # as the evaluate stage: deterministic kernels, all cores
-    test_set = DigitFolder(images_dir / "test")
+    test_set = DigitFolder.read(images_dir / "test")
     pixels, cpu = test_set.images.numpy(), torch.device("cpu")
     rows = []
     for onnx_path in sorted(models_dir.glob("*.onnx")):
         exported = open_model(onnx_path, threads=torch.get_num_threads())
         loaded = load_checkpoint(models_dir / f"{exported.name}.pt", exported.name)
-        model = channels_last(loaded.model)
+        loaded = ready(loaded, cpu)
 
-        def with_torch(model: torch.nn.Module = model, deskew: bool = loaded.deskew) -> None:
-            run_split(model, test_set.images, test_set.labels, BATCH, cpu, deskew)
+        def with_torch(loaded=loaded) -> None:
+            evaluate_checkpoint(loaded, test_set.images, test_set.labels, BATCH)
 
         def with_onnx(exported: OnnxModel = exported) -> None:
             exported.logits(pixels, BATCH)

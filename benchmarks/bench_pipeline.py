@@ -46,8 +46,8 @@ from benchlib import (
     show,
     timed,
 )
-from mnist_pipeline.extract import extract
-from mnist_pipeline.manifest import MANIFEST
+from mnist_pipeline.data.extract import extract
+from mnist_pipeline.formats.manifest import MANIFEST
 
 COPIED = ["dvc.yaml", ".dvcignore", "stages", "src", ".dvc/config"]
 BIN = Path(sys.executable).parent  # the virtual environment's python and dvc

@@ -30,11 +30,11 @@ import torch
 from torchvision.io import decode_png
 
 from benchlib import Figure, bench_parser, machine_line, median, show, timed
-from mnist_pipeline import archive
-from mnist_pipeline.dataset import scan_split
-from mnist_pipeline.mnist import SPLITS
-from mnist_pipeline.png import check_digit, decode_digit, decode_digits
-from mnist_pipeline.runtime import one_thread
+from mnist_pipeline.core.mnist import SPLITS
+from mnist_pipeline.data import archive
+from mnist_pipeline.formats.png import check_digit, decode_digit, decode_digits
+from mnist_pipeline.model.dataset import scan_split
+from mnist_pipeline.model.runtime import one_thread
 
 GOAL = "png decoding"
 IMPORT_TIME = (

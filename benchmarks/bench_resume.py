@@ -25,7 +25,7 @@ import yaml
 
 from benchlib import INPUTS, REPO_ROOT, machine_line
 
-OUTPUTS = ["models/lenet5.pt", "plots/lenet5/history.csv", "metrics/lenet5_live.json"]
+OUTPUTS = ["models/lenet5.pt", "plots/models/lenet5/history.csv", "metrics/lenet5_live.json"]
 
 
 def workspace(root: Path, images: Path, epochs: int) -> Path:

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_train.py [--images data/images] [--repeats 5] [--models lenet5 mlp]
 
-"Real" is what one more epoch of ``mnist_pipeline.train.train_model`` costs, with the
+"Real" is what one more epoch of ``mnist_pipeline.model.train.train_model`` costs, with the
 model's params from params.yaml (augmentation and the test evaluation after the epoch
 included): the time of a 3-epoch run less that of a 1-epoch run, halved, so the run's
 one-time set-up (model, optimizer, deskew matrices, the test inputs) cancels out; the
@@ -25,17 +25,14 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from benchlib import Figure, bench_parser, median, rounds_for_fastest, show, timed  # noqa: E402
-from mnist_pipeline.batching import make_loader  # noqa: E402
-from mnist_pipeline.dataset import DigitFolder  # noqa: E402
-from mnist_pipeline.params import TrainParams, load_params  # noqa: E402
-from mnist_pipeline.runtime import cpu_threads, make_deterministic, pick_device  # noqa: E402
-from mnist_pipeline.train import (  # noqa: E402
-    compute_threads,
-    make_optimizer,
-    train_model,
-    training_model,
-)
-from mnist_pipeline.transforms import BatchTransform  # noqa: E402
+from mnist_pipeline.core.params import ModelParams, load_params  # noqa: E402
+from mnist_pipeline.model.batching import make_loader  # noqa: E402
+from mnist_pipeline.model.dataset import DigitFolder, read_splits  # noqa: E402
+from mnist_pipeline.model.inference import channels_last  # noqa: E402
+from mnist_pipeline.model.nets import build_model  # noqa: E402
+from mnist_pipeline.model.runtime import cpu_threads, make_deterministic, pick_device  # noqa: E402
+from mnist_pipeline.model.train import compute_threads, make_optimizer, train_model  # noqa: E402
+from mnist_pipeline.model.transforms import BatchTransform  # noqa: E402
 
 GOAL = "training loop"
 TARGETS = {"lenet5": 1.15, "mlp": 1.5}
@@ -45,7 +42,7 @@ Batches = list[tuple[torch.Tensor, torch.Tensor]]
 CPU = torch.device("cpu")
 
 
-def epoch_batches(params: TrainParams, train_set: DigitFolder) -> Batches:
+def epoch_batches(params: ModelParams, train_set: DigitFolder) -> Batches:
     """The first epoch's batches, drawn and augmented as train_model does, in memory.
 
     Without deskewing: it moves pixels, not the step's arithmetic, which is all the bare
@@ -59,7 +56,7 @@ def epoch_batches(params: TrainParams, train_set: DigitFolder) -> Batches:
 
 def bare_epoch(
     name: str,
-    params: TrainParams,
+    params: ModelParams,
     batches: Batches,
     all_cores: bool = False,
     device: torch.device = CPU,
@@ -70,7 +67,7 @@ def bare_epoch(
     GPU, with ``batches`` already there, up to the last step's end.
     """
     make_deterministic(params.seed)
-    model = training_model(name, params, device)  # the layout training uses
+    model = channels_last(build_model(name, params.net).to(device))  # as training lays it out
     if not all_cores:
         torch.set_num_threads(compute_threads(model))
     optimizer = make_optimizer(model, params)
@@ -84,25 +81,25 @@ def bare_epoch(
 
 
 def run(
-    images_dir: Path, all_params: dict[str, TrainParams], models: list[str], repeats: int
+    images_dir: Path, all_params: dict[str, ModelParams], models: list[str], repeats: int
 ) -> list[Figure]:
-    train_set = DigitFolder(images_dir / "train")
-    test_set = DigitFolder(images_dir / "test")
+    splits = read_splits(images_dir)
+    train_set = splits.train
     figures = []
     device = pick_device()  # train_model's device: MNIST_PIPELINE_DEVICE, else CUDA if present
     for name in models:
         params = all_params[name].model_copy(update={"epochs": 1})
         longer = params.model_copy(update={"epochs": 1 + EXTRA_EPOCHS})
         batches = [(x.to(device), y.to(device)) for x, y in epoch_batches(params, train_set)]
-        threads = compute_threads(training_model(name, params, CPU))
+        threads = compute_threads(build_model(name, params.net))
         # on the CPU with a core to spare, also the bare step on every core, for scale
         spare = device.type == "cpu" and threads < cpu_threads()
         one, more, bare, bare_all = [], [], [], []
         rounds = rounds_for_fastest(repeats)
         for _ in range(rounds):
             bare.append(timed(lambda: bare_epoch(name, params, batches, False, device)))  # noqa: B023
-            one.append(timed(lambda: train_model(name, params, train_set, test_set)))  # noqa: B023
-            more.append(timed(lambda: train_model(name, longer, train_set, test_set)))  # noqa: B023
+            one.append(timed(lambda: train_model(name, params, splits)))  # noqa: B023
+            more.append(timed(lambda: train_model(name, longer, splits)))  # noqa: B023
             if spare:
                 bare_all.append(timed(lambda: bare_epoch(name, params, batches, True)))  # noqa: B023
         # what one more epoch costs: the one-time set-up of a run cancels out

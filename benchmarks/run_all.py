@@ -23,7 +23,7 @@ import bench_pipeline  # noqa: E402
 import bench_png  # noqa: E402
 import bench_train  # noqa: E402
 from benchlib import REPO_ROOT, Check, Figure, Result, bench_parser, machine_line, show  # noqa: E402
-from mnist_pipeline.params import load_params  # noqa: E402
+from mnist_pipeline.core.params import load_params  # noqa: E402
 
 BENCHES = ("data", "train", "eval", "png", "pipeline")
 

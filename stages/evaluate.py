@@ -2,14 +2,13 @@
 
 from pathlib import Path
 
-from mnist_pipeline.cli import model_argument, run_stage
-from mnist_pipeline.evaluate import run_evaluation
-from mnist_pipeline.models import MODELS
-from mnist_pipeline.params import load_params
+from mnist_pipeline.core.entry import main_of, model_argument
+from mnist_pipeline.core.params import load_params
+from mnist_pipeline.model.evaluate import run_evaluation
 
 
 def main(argv: list[str]) -> None:
-    params = load_params(known_models=MODELS)
+    params = load_params()
     name = model_argument(argv, params.models)
     run_evaluation(
         checkpoint=Path(f"models/{name}.pt"),
@@ -17,11 +16,11 @@ def main(argv: list[str]) -> None:
         images_dir=Path("data/images"),
         params=params.evaluate,
         metrics_path=Path(f"metrics/{name}.json"),
-        confusion_path=Path(f"plots/{name}/confusion.csv"),
-        grid_path=Path(f"plots/{name}/misclassified.png"),
+        confusion_path=Path(f"plots/models/{name}/confusion.csv"),
+        grid_path=Path(f"plots/models/{name}/misclassified.png"),
         validation=params.data.validation,
     )
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    main_of(main)

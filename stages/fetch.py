@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from mnist_pipeline.cli import run_stage
-from mnist_pipeline.fetch import fetch
-from mnist_pipeline.params import load_params
+from mnist_pipeline.core.entry import main_of
+from mnist_pipeline.core.params import load_params
+from mnist_pipeline.data.fetch import fetch
 
 
 def main(argv: list[str]) -> None:
@@ -13,4 +13,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    main_of(main)

@@ -1,10 +1,10 @@
-"""Stage report: comparison figures in plots/comparison/ and metrics/summary.md."""
+"""Stage report: every model compared, in plots/comparison/."""
 
 from pathlib import Path
 
-from mnist_pipeline.cli import run_stage
-from mnist_pipeline.params import load_params
-from mnist_pipeline.report import run_report
+from mnist_pipeline.core.entry import main_of
+from mnist_pipeline.core.params import load_params
+from mnist_pipeline.tools.report import run_report
 
 
 def main(argv: list[str]) -> None:
@@ -12,11 +12,10 @@ def main(argv: list[str]) -> None:
     run_report(
         list(params.models),
         metrics_dir=Path("metrics"),
-        plots_dir=Path("plots"),
+        plots_dir=Path("plots/models"),
         out_dir=Path("plots/comparison"),
-        summary_path=Path("metrics/summary.md"),
     )
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    main_of(main)

@@ -16,14 +16,14 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import REPO_ROOT, SMALL_MNIST, fast_params, run
-from mnist_pipeline.archive import read_tarball
-from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.extract import extract
-from mnist_pipeline.fetch import fetch
-from mnist_pipeline.params import DataParams
-from mnist_pipeline.png import encode_png
-from mnist_pipeline.sources import Splits, from_directory
+from helpers import REPO_ROOT, SMALL_MNIST, fast_params, run
+from mnist_pipeline.core.errors import PipelineError
+from mnist_pipeline.core.params import DataParams
+from mnist_pipeline.data.archive import read_tarball
+from mnist_pipeline.data.extract import extract
+from mnist_pipeline.data.fetch import fetch
+from mnist_pipeline.data.sources import Splits, from_directory
+from mnist_pipeline.formats.png import encode_png
 
 Member = tuple[tarfile.TarInfo, bytes | None]
 

@@ -9,12 +9,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from mnist_pipeline.batching import in_runs, make_loader, prefetch
-from mnist_pipeline.dataset import DigitFolder
-from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.params import AugmentParams
-from mnist_pipeline.runtime import one_thread
-from mnist_pipeline.transforms import (
+from mnist_pipeline.core.errors import PipelineError
+from mnist_pipeline.core.params import AugmentParams
+from mnist_pipeline.model.batching import in_runs, make_loader, prefetch
+from mnist_pipeline.model.dataset import DigitFolder
+from mnist_pipeline.model.runtime import one_thread
+from mnist_pipeline.model.transforms import (
     BatchTransform,
 )
 

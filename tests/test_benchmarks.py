@@ -14,8 +14,8 @@ from types import ModuleType
 
 import pytest
 
-from conftest import REPO_ROOT, fast_params
-from mnist_pipeline.params import Params, parse_params
+from helpers import REPO_ROOT, fast_params
+from mnist_pipeline.core.params import Params, parse_params
 
 
 @pytest.fixture(scope="module")

@@ -13,15 +13,15 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO_ROOT, fast_params, run
-from mnist_pipeline.checkpoint import load_checkpoint, save_checkpoint
-from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.models import build_model
-from mnist_pipeline.params import TrainParams, parse_params
-from mnist_pipeline.train import run_training
+from helpers import REPO_ROOT, fast_params, run
+from mnist_pipeline.core.errors import PipelineError
+from mnist_pipeline.core.params import ModelParams, parse_params
+from mnist_pipeline.model.checkpoint import load_checkpoint, save_checkpoint
+from mnist_pipeline.model.nets import build_model
+from mnist_pipeline.model.train import run_training
 
 
-def train_params(name: str) -> TrainParams:
+def train_params(name: str) -> ModelParams:
     return parse_params(fast_params()).models[name]
 
 
@@ -29,16 +29,31 @@ def train_params(name: str) -> TrainParams:
 def mlp_checkpoint(tmp_path: Path) -> Path:
     path = tmp_path / "models" / "mlp.pt"
     torch.manual_seed(0)
-    save_checkpoint(path, "mlp", build_model("mlp"), train_params("mlp"))
+    params = train_params("mlp")
+    save_checkpoint(path, "mlp", build_model("mlp", params.net), params, {"torch": "x"})
+    return path
+
+
+def rewritten(path: Path, **changes: object) -> Path:
+    """The checkpoint at ``path`` with fields of its payload replaced (None: removed)."""
+    payload = torch.load(path, weights_only=True)
+    for key, value in changes.items():
+        if value is None:
+            del payload[key]
+        else:
+            payload[key] = value
+    torch.save(payload, path)
     return path
 
 
 def test_checkpoint_round_trip(mlp_checkpoint: Path) -> None:
-    name, model, deskew, *_ = load_checkpoint(mlp_checkpoint, expected_model="mlp")
+    loaded = load_checkpoint(mlp_checkpoint, expected_model="mlp")
     payload = torch.load(mlp_checkpoint, weights_only=True)
-    assert name == "mlp" and not model.training
-    assert deskew is train_params("mlp").deskew
-    for key, tensor in model.state_dict().items():
+    assert loaded.name == "mlp" and not loaded.model.training
+    assert loaded.net == train_params("mlp").net  # what rebuilt the network
+    assert payload["recipe"] == train_params("mlp").recipe() and "net" not in payload["recipe"]
+    assert loaded.provenance == {"torch": "x"} and loaded.validation == 0
+    for key, tensor in loaded.model.state_dict().items():
         assert torch.equal(tensor, payload["state_dict"][key])
 
 
@@ -47,21 +62,55 @@ def test_checkpoint_of_another_model(mlp_checkpoint: Path) -> None:
         load_checkpoint(mlp_checkpoint, expected_model="lenet5")
 
 
-def test_weights_of_another_architecture(mlp_checkpoint: Path) -> None:
+def test_weights_of_another_network_name_every_mismatch(mlp_checkpoint: Path) -> None:
     """A checkpoint that says lenet5 but holds the MLP's weights (an architecture change)."""
-    payload = torch.load(mlp_checkpoint, weights_only=True)
-    payload["model"] = "lenet5"
-    torch.save(payload, mlp_checkpoint)
+    rewritten(mlp_checkpoint, model="lenet5")
     with pytest.raises(PipelineError) as caught:
         load_checkpoint(mlp_checkpoint, expected_model="lenet5")
-    assert f"{mlp_checkpoint}: weights do not fit architecture 'lenet5'" in str(caught.value)
+    message = str(caught.value)
+    assert f"{mlp_checkpoint}: weights do not fit network 'lenet5'" in message
+    assert "Missing key(s)" in message and "features.0.weight" in message
+    assert "Unexpected key(s)" in message and "layers.1.weight" in message
+    assert "\n" not in message
 
 
-def test_checkpoint_of_a_model_with_no_class(mlp_checkpoint: Path) -> None:
+def test_checkpoint_of_a_model_with_no_network(mlp_checkpoint: Path) -> None:
+    rewritten(mlp_checkpoint, model="resnet")
+    with pytest.raises(PipelineError, match="model 'resnet' has no network behind it"):
+        load_checkpoint(mlp_checkpoint)
+
+
+CRAFTED = {
+    # field: (value, what the message says)
+    "validation": ("x", "field 'validation' should be a valid integer, got 'x'"),
+    "provenance": ([1, 2], "field 'provenance' should be a valid dictionary, got a list of 2"),
+    "net": ({"deskew": "false"}, "field 'net.deskew' should be a valid boolean, got 'false'"),
+    "num_parameters": (-1, "field 'num_parameters' should be greater than or equal to 0"),
+    "model": (None, "field 'model' Field required"),
+    "extra": ("?", "field 'extra' Extra inputs are not permitted"),
+}
+
+
+@pytest.mark.parametrize("field", CRAFTED)
+def test_metadata_is_checked_against_its_schema(field: str, mlp_checkpoint: Path) -> None:
+    value, message = CRAFTED[field]
+    rewritten(mlp_checkpoint, **{field: value})
+    with pytest.raises(PipelineError) as caught:
+        load_checkpoint(mlp_checkpoint)
+    assert message in str(caught.value)
+
+
+def test_weights_must_be_finite(mlp_checkpoint: Path) -> None:
     payload = torch.load(mlp_checkpoint, weights_only=True)
-    payload["model"] = "resnet"
+    payload["state_dict"]["layers.1.bias"][3] = float("nan")
     torch.save(payload, mlp_checkpoint)
-    with pytest.raises(PipelineError, match="model 'resnet' has no class behind it"):
+    with pytest.raises(PipelineError, match="weight 'layers.1.bias' holds NaN or infinite"):
+        load_checkpoint(mlp_checkpoint)
+
+
+def test_a_parameter_count_that_disagrees_is_refused(mlp_checkpoint: Path) -> None:
+    rewritten(mlp_checkpoint, num_parameters=5)
+    with pytest.raises(PipelineError, match="says 5 parameters, its network has 64630"):
         load_checkpoint(mlp_checkpoint)
 
 
@@ -95,7 +144,14 @@ def test_corrupt_checkpoint(case: str, mlp_checkpoint: Path) -> None:
         load_checkpoint(mlp_checkpoint, expected_model="mlp")
     message = str(caught.value)
     assert message.startswith(f"{mlp_checkpoint}: ")
-    assert "not a readable checkpoint" in message or "not a checkpoint of this pipeline" in message
+    assert any(
+        reason in message
+        for reason in (
+            "not a readable checkpoint",
+            "not a checkpoint of this pipeline",
+            "'state_dict'",
+        )
+    ), message
     assert "\n" not in message
 
 
@@ -124,7 +180,7 @@ def test_diverging_loss_stops_training_naming_epoch_and_step(
         run_training(name, params, small_images, checkpoint, history)
     message = str(caught.value)
     assert re.fullmatch(
-        rf"{name}: loss became (nan|inf|-inf) at epoch 1, step \d+; try a lower models.{name}.lr",
+        rf"{name}: loss became (nan|inf|-inf) at epoch 1, step \d+; try a lower learning rate",
         message,
     ), message
     assert sorted(tmp_path.iterdir()) == []

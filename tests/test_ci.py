@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
-from mnist_pipeline import pr_comment
-from mnist_pipeline.ci import (
+from mnist_pipeline.ci import comment as pr_comment
+from mnist_pipeline.ci.comment import run_url
+from mnist_pipeline.ci.remote import CiEvent, RemotePlan, plan_remote
+from mnist_pipeline.ci.run import (
     SUMMARY,
     FloorCheck,
     base_revision,
@@ -25,9 +27,7 @@ from mnist_pipeline.ci import (
     publish,
     tidy_diff,
 )
-from mnist_pipeline.ci_remote import CiEvent, RemotePlan, plan_remote
-from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.pr_comment import run_url
+from mnist_pipeline.core.errors import PipelineError
 
 METRICS_DIFF = """\
 | Path              | Metric                 | main    | workspace   | Change   |

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from mnist_pipeline.dataset import DigitFolder
-from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.manifest import MANIFEST
-from mnist_pipeline.sources import Splits
+from mnist_pipeline.core.errors import PipelineError
+from mnist_pipeline.data.sources import Splits
+from mnist_pipeline.formats.manifest import MANIFEST
+from mnist_pipeline.model.dataset import DigitFolder
 
 
 def test_folder_holds_every_digit_in_index_order(train_set: DigitFolder, small_splits: Splits):
@@ -55,13 +55,21 @@ def test_folder_changed_since_extraction_is_an_error(
         first.unlink()
     else:
         shutil.copy(first, first.with_name("99999.png"))
-    DigitFolder(images / "train")  # the other split is untouched
+    DigitFolder.read(images / "train")  # the other split is untouched
     with pytest.raises(PipelineError, match=r"test: its \d+ images differ from what manifest"):
-        DigitFolder(images / "test")
-    (images / MANIFEST).unlink()  # a folder without a manifest is taken as it is
-    assert len(DigitFolder(images / "test")) == {"edit": 500, "remove": 499, "add": 501}[change]
+        DigitFolder.read(images / "test")
+
+
+def test_a_folder_without_its_manifest_is_no_complete_extraction(
+    small_images: Path, tmp_path: Path
+) -> None:
+    images = tmp_path / "images"
+    shutil.copytree(small_images, images)
+    (images / MANIFEST).unlink()
+    with pytest.raises(PipelineError, match="manifest.json: missing, so .* is no complete"):
+        DigitFolder.read(images / "test")
 
 
 def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PipelineError, match="image folder missing"):
-        DigitFolder(tmp_path / "train")
+        DigitFolder.read(tmp_path / "train")

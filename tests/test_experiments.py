@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, copy_repo, experiments, run, stages_run
-from mnist_pipeline.runtime import WORKERS_ENV, machine_cores
+from helpers import BIN, copy_repo, experiments, run, stages_run
+from mnist_pipeline.model.runtime import WORKERS_ENV, machine_cores
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +29,7 @@ def test_exp_push_then_pull_into_another_clone_retrains_nothing(
     run(["git", "remote", "add", "origin", str(origin)], first)
     run(["git", "push", "-q", "origin", "main"], first)
     # what each job of the sweep workflow runs (`make experiment`): run, then exp push
-    job = ["python", "-m", "mnist_pipeline.sweep", "shared-mlp", "models.mlp.epochs=1"]
+    job = ["python", "-m", "mnist_pipeline.tools.sweep", "shared-mlp", "models.mlp.epochs=1"]
     pushed = run([*job, "--push", "origin"], first)
     assert "pushed experiment shared-mlp to origin" in pushed.stderr, pushed.stderr
     assert (tmp_path / "store").is_dir()  # outputs went to the DVC remote

@@ -18,31 +18,32 @@ import torch
 from PIL import Image
 from torch import nn
 
-from conftest import REPO_ROOT, fast_params, run
+from helpers import REPO_ROOT, fast_params, run
 from mnist_pipeline.__main__ import main
-from mnist_pipeline.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from mnist_pipeline.dataset import DigitFolder
-from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.export import TOLERANCE, compare_logits, export_onnx, run_export
-from mnist_pipeline.onnxfile import DESKEW_KEY, MODEL_KEY, open_model
-from mnist_pipeline.params import parse_params
-from mnist_pipeline.predict import load_digit, predict, predict_onnx
-from mnist_pipeline.train import train_model
-from mnist_pipeline.transforms import BatchTransform
+from mnist_pipeline.core.errors import PipelineError
+from mnist_pipeline.core.params import NetParams, parse_params
+from mnist_pipeline.formats.onnxfile import DESKEW_KEY, MODEL_KEY, open_model
+from mnist_pipeline.model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from mnist_pipeline.model.dataset import DigitFolder, read_splits
+from mnist_pipeline.model.export import TOLERANCE, compare_logits, export_onnx, run_export
+from mnist_pipeline.model.inference import evaluate_checkpoint
+from mnist_pipeline.model.train import train_model
+from mnist_pipeline.tools.predict import load_digit, predict, predict_onnx
 
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory, small_images: Path) -> dict[str, Path]:
     """models/<model>.pt trained briefly on the small slice: LeNet-5 deskews, the MLP not."""
     models = parse_params(fast_params()).models
-    train_set, test_set = DigitFolder(small_images / "train"), DigitFolder(small_images / "test")
+    splits = read_splits(small_images)
     folder = tmp_path_factory.mktemp("work") / "models"
     paths = {}
     for name, deskew in [("lenet5", True), ("mlp", False)]:
-        params = models[name].model_copy(update={"epochs": 3, "deskew": deskew})
-        model, _ = train_model(name, params, train_set, test_set)
+        net = NetParams(deskew=deskew)
+        params = models[name].model_copy(update={"epochs": 3, "net": net})
+        trained, _ = train_model(name, params, splits)
         paths[name] = folder / f"{name}.pt"
-        save_checkpoint(paths[name], name, model, params)
+        save_checkpoint(paths[name], name, trained.model, params, trained.provenance)
     return paths
 
 
@@ -63,9 +64,7 @@ def exported(
 
 def pipeline_logits(checkpoint: Path, images: torch.Tensor) -> np.ndarray:
     """What the pipeline's own PyTorch path gives for uint8 ``images``."""
-    loaded = load_checkpoint(checkpoint)
-    with torch.inference_mode():
-        return loaded.model(BatchTransform(deskew=loaded.deskew)(images)).numpy()
+    return evaluate_checkpoint(load_checkpoint(checkpoint), images).logits.numpy()
 
 
 @pytest.mark.parametrize("name", ["lenet5", "mlp"])
@@ -78,8 +77,9 @@ def test_the_stage_writes_a_verified_file_and_its_metrics(
     assert metrics["opset"] >= 16
     assert metrics["onnx_accuracy"] == metrics["pytorch_accuracy"] > 0.3  # no class differs
     assert 0 <= metrics["max_logit_difference"] <= metrics["tolerance"] == TOLERANCE
+    assert metrics["disagreements"] == 0
     # onnxruntime alone, on the raw test pixels, scores what the metrics say
-    test_set = DigitFolder(small_images / "test")
+    test_set = DigitFolder.read(small_images / "test")
     logits = open_model(path, name).logits(test_set.images.numpy())
     accuracy = (logits.argmax(axis=1) == test_set.labels.numpy()).mean()
     assert round(float(accuracy), 6) == metrics["onnx_accuracy"]
@@ -154,7 +154,7 @@ class Unexportable(nn.Module):
 
 def test_a_model_that_does_not_export_is_an_error_naming_model_and_step() -> None:
     with pytest.raises(PipelineError) as caught:
-        export_onnx(Checkpoint("custom", Unexportable(), False, {}, 0))
+        export_onnx(Checkpoint("custom", Unexportable(), NetParams(), {}))
     message = str(caught.value)
     assert message.startswith("model 'custom': step 'torch.onnx.export' failed: ")
     assert "\x1b" not in message and "\n" not in message
@@ -164,7 +164,7 @@ def test_onnx_that_disagrees_with_pytorch_is_refused_with_the_count(
     checkpoints: dict[str, Path], exported: dict[str, tuple[Path, dict]], small_images: Path
 ) -> None:
     """The LeNet-5 file checked against the MLP's logits: a real disagreement."""
-    images = DigitFolder(small_images / "test").images
+    images = DigitFolder.read(small_images / "test").images
     onnx_logits = open_model(exported["lenet5"][0]).logits(images.numpy())
     other = pipeline_logits(checkpoints["mlp"], images)
     differ = int((onnx_logits.argmax(axis=1) != other.argmax(axis=1)).sum())
@@ -174,7 +174,7 @@ def test_onnx_that_disagrees_with_pytorch_is_refused_with_the_count(
     # the same classes with logits further apart than the tolerance fail too
     with pytest.raises(PipelineError, match="0 of 500 test digits.*difference 0.01"):
         compare_logits("lenet5", onnx_logits, onnx_logits + 0.01)
-    assert compare_logits("lenet5", onnx_logits, onnx_logits) == 0.0
+    assert compare_logits("lenet5", onnx_logits, onnx_logits) == (0, 0.0)
 
 
 @pytest.mark.parametrize("keep", [0.5, 0.99, 0.9999])
@@ -242,7 +242,7 @@ def photos(tmp_path_factory: pytest.TempPathFactory, small_images: Path) -> list
     """30 test digits as a user might photograph them: larger, off-centre, dark on light."""
     folder = tmp_path_factory.mktemp("photos")
     paths = []
-    for index, image in enumerate(DigitFolder(small_images / "test").images[:30, 0].numpy()):
+    for index, image in enumerate(DigitFolder.read(small_images / "test").images[:30, 0].numpy()):
         big = Image.fromarray(255 - image).resize((70, 70), Image.Resampling.BILINEAR)
         canvas = Image.new("L", (100, 90), 255)
         canvas.paste(big, (5 + index % 20, 15))

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mnist_pipeline.sources import Splits
+from mnist_pipeline.data.sources import Splits
 
 
 def test_layout_is_split_label_index(small_images: Path, small_splits: Splits) -> None:

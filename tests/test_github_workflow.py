@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import BIN, REPO_ROOT
+from helpers import BIN, REPO_ROOT
 
 WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.y*ml"))
 PIPELINE = REPO_ROOT / ".github" / "workflows" / "pipeline.yml"

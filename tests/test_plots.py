@@ -9,8 +9,8 @@ import pytest
 from dvc_render.html import HTML
 from PIL import Image
 
-from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.plots import page_template, render_images, slug
+from mnist_pipeline.core.errors import PipelineError
+from mnist_pipeline.tools.plots import page_template, render_images, slug
 
 LINE_SPEC = {
     "$schema": "https://vega.github.io/schema/vega-lite/v5.json",

@@ -9,18 +9,19 @@ import zlib
 import numpy as np
 import pytest
 
-from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.mnist import SIDE
-from mnist_pipeline.png import (
+from mnist_pipeline.core.errors import PipelineError
+from mnist_pipeline.core.mnist import SIDE
+from mnist_pipeline.data.sources import Splits
+from mnist_pipeline.formats.png import (
+    IMAGE_BYTES,
     PNG_SIGNATURE,
     ROW,
+    _plain_digit,
     check_digit,
     decode_digit,
     decode_digits,
     encode_png,
-    scanlines,
 )
-from mnist_pipeline.sources import Splits
 
 AVERAGE, PAETH = 3, 4  # PNG's scanline filter types that Pillow never writes
 
@@ -29,10 +30,19 @@ def chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
-def handmade_png(rows: bytes, header: bytes | None = None, extra: bytes = b"") -> bytes:
+def rows_of(png: bytes) -> bytes:
+    """The inflated, still filtered scanlines of a plain digit PNG (Pillow's, one IDAT)."""
+    start = png.index(b"IDAT") + 4
+    (length,) = struct.unpack(">I", png[start - 8 : start - 4])
+    return zlib.decompress(png[start : start + length])
+
+
+def handmade_png(
+    rows: bytes, header: bytes | None = None, extra: bytes = b"", idat: bytes | None = None
+) -> bytes:
     """A PNG from raw (filter byte + pixels) scanlines: Pillow never writes AVERAGE rows."""
     header = header or struct.pack(">IIBBBBB", SIDE, SIDE, 8, 0, 0, 0, 0)
-    idat = zlib.compress(rows)
+    idat = zlib.compress(rows) if idat is None else idat
     return (
         PNG_SIGNATURE
         + chunk(b"IHDR", header)
@@ -70,10 +80,10 @@ def test_the_check_recognises_real_digits_and_they_decode_to_their_pixels(
 ) -> None:
     images, _ = small_splits["train"]
     pngs = [encode_png(image) for image in images]
-    assert all(scanlines(png) is not None for png in pngs)  # none left to Pillow's check
+    assert all(_plain_digit(png, "x") for png in pngs)  # none left to Pillow's check
     decoded = decode_digits(pngs, [f"digit {i}" for i in range(len(pngs))])
     assert decoded.dtype == np.uint8 and np.array_equal(decoded, images)
-    used = {png_rows[r * ROW] for png_rows in map(scanlines, pngs) for r in range(SIDE)}
+    used = {png_rows[r * ROW] for png_rows in map(rows_of, pngs) for r in range(SIDE)}
     assert {0, 1, 2, 4} <= used  # Pillow's adaptive filters all occur
 
 
@@ -81,7 +91,7 @@ def test_the_check_accepts_every_filter_type(small_splits: Splits) -> None:
     image = small_splits["test"][0][7]
     for kinds in ([AVERAGE] * SIDE, [PAETH] * SIDE, [r % 5 for r in range(SIDE)]):
         png = handmade_png(filtered(image, kinds))
-        assert scanlines(png) is not None
+        assert _plain_digit(png, "x")
         check_digit(png, "x")
         assert np.array_equal(decode_digits([png], ["x"])[0], image)
 
@@ -89,7 +99,7 @@ def test_the_check_accepts_every_filter_type(small_splits: Splits) -> None:
 def test_other_pngs_go_to_pillow(small_splits: Splits) -> None:
     image = small_splits["test"][0][3]
     trailing = handmade_png(filtered(image, [0] * SIDE), extra=b"junk after IEND")
-    assert scanlines(trailing) is None
+    assert not _plain_digit(trailing, "x")
     check_digit(trailing, "x")  # Pillow decodes it: no error
     assert np.array_equal(decode_digit(trailing, "x"), image)
 
@@ -113,3 +123,19 @@ def test_bad_pngs_fail_naming_the_file(png: bytes, message: str) -> None:
         with pytest.raises(PipelineError, match=message) as error:
             check()
         assert name in str(error.value)
+
+
+def test_image_data_that_inflates_past_a_digit_is_refused_unread(small_splits: Splits) -> None:
+    """A decompression bomb: 28x28 in its header, 64 MiB of image data in a small file.
+
+    Refused after inflating at most one byte more than a digit holds, before Pillow (which
+    would read its first 28 rows and accept it) is asked.
+    """
+    image = small_splits["test"][0][0]
+    deflate = zlib.compressobj(9)
+    parts = [deflate.compress(filtered(image, [0] * SIDE))]
+    parts += [deflate.compress(bytes(1 << 20)) for _ in range(64)]
+    bomb = handmade_png(b"", idat=b"".join(parts) + deflate.flush())
+    assert len(bomb) < 200_000
+    with pytest.raises(PipelineError, match=f"inflates past the {IMAGE_BYTES} bytes"):
+        check_digit(bomb, "bomb.png")

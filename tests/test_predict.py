@@ -12,16 +12,16 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import fast_params
+from helpers import fast_params
 from mnist_pipeline.__main__ import main
-from mnist_pipeline.checkpoint import load_checkpoint, save_checkpoint
-from mnist_pipeline.dataset import DigitFolder
-from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.params import parse_params
-from mnist_pipeline.predict import load_digit, predict, to_mnist
-from mnist_pipeline.sources import Splits
-from mnist_pipeline.train import train_model
-from mnist_pipeline.transforms import BatchTransform
+from mnist_pipeline.core.errors import PipelineError
+from mnist_pipeline.core.params import parse_params
+from mnist_pipeline.data.sources import Splits
+from mnist_pipeline.model.checkpoint import load_checkpoint, save_checkpoint
+from mnist_pipeline.model.dataset import read_splits
+from mnist_pipeline.model.inference import evaluate_checkpoint
+from mnist_pipeline.model.train import train_model
+from mnist_pipeline.tools.predict import load_digit, predict, to_mnist
 
 DIGITS = 40  # test digits sent through predict
 
@@ -44,10 +44,9 @@ def dark_on_light(digit: np.ndarray, size: int = 100) -> np.ndarray:
 def checkpoint(tmp_path_factory: pytest.TempPathFactory, small_images: Path) -> Path:
     """models/mlp.pt of a small MLP trained on the 1,000-digit slice (about 88% accurate)."""
     params = parse_params(fast_params()).models["mlp"].model_copy(update={"epochs": 5})
-    train_set = DigitFolder(small_images / "train")
-    model, _ = train_model("mlp", params, train_set, DigitFolder(small_images / "test"))
+    trained, _ = train_model("mlp", params, read_splits(small_images))
     path = tmp_path_factory.mktemp("work") / "models" / "mlp.pt"
-    save_checkpoint(path, "mlp", model, params)
+    save_checkpoint(path, "mlp", trained.model, params, trained.provenance)
     return path
 
 
@@ -111,10 +110,8 @@ def test_predict_prints_each_images_digit_and_probability(
     probabilities = [float(line.rsplit("(", 1)[1].rstrip("%)")) / 100 for line in lines]
     assert all(0.1 <= p <= 1 for p in probabilities)
     # the model on the original 28x28 digits, for comparison
-    loaded = load_checkpoint(checkpoint)
-    normalize = BatchTransform(deskew=loaded.deskew)
-    with torch.inference_mode():
-        original = loaded.model(normalize(torch.from_numpy(images.copy()).unsqueeze(1))).argmax(1)
+    digits_28 = torch.from_numpy(images.copy()).unsqueeze(1)
+    original = evaluate_checkpoint(load_checkpoint(checkpoint), digits_28).predictions
     agreement = np.mean(np.array(digits) == original.numpy())
     accuracy = np.mean(np.array(digits) == labels)
     assert agreement >= 0.85, (agreement, digits, original.tolist())

@@ -10,23 +10,22 @@ from pathlib import Path
 import pytest
 from dvc.utils.hydra import apply_overrides
 
-from conftest import REPO_ROOT
-from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.params import load_params
+from helpers import REPO_ROOT
+from mnist_pipeline.core.errors import PipelineError
+from mnist_pipeline.core.params import load_params
 
-sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
 from seeds import load_recipe  # noqa: E402
 
 
-def readme_overrides() -> list[str]:
-    """The ``-S`` values of the README's ``dvc exp run -n reference`` command."""
-    readme = (REPO_ROOT / "README.md").read_text()
-    command = readme[readme.index("dvc exp run -n reference") :].split("```")[0]
-    return re.findall(r"-S '([^']+)'", command)
+def preset_overrides() -> list[str]:
+    """The ``-S`` values of the ``dvc exp run -n reference`` command the preset file gives."""
+    text = (REPO_ROOT / "params" / "reference.yaml").read_text()
+    return re.findall(r"-S '([^']+)'", text[text.index("dvc exp run -n reference") :])
 
 
-def test_readme_command_and_preset_file_give_the_same_recipe(tmp_path: Path) -> None:
-    overrides = readme_overrides()
+def test_the_command_and_the_preset_file_give_the_same_recipe(tmp_path: Path) -> None:
+    overrides = preset_overrides()
     assert len(overrides) == 2
     params_file = tmp_path / "params.yaml"
     shutil.copy(REPO_ROOT / "params.yaml", params_file)
@@ -41,26 +40,26 @@ def test_readme_command_and_preset_file_give_the_same_recipe(tmp_path: Path) -> 
             pytest.approx(0.01),
             "constant",
         )
-        assert not recipe.augment.enabled and not recipe.deskew and not recipe.augment.fade
+        assert not recipe.augment.enabled and not recipe.net.deskew and not recipe.augment.fade
 
 
 def test_set_overrides_apply_as_dvc_exp_run_does() -> None:
-    sets = ["models.mlp.deskew=false", "data.validation=100", "models.lenet5.epochs=2"]
+    sets = ["models.mlp.net.deskew=false", "data.validation=100", "models.lenet5.epochs=2"]
     params = load_recipe(REPO_ROOT / "params.yaml", None, sets)
-    assert params.models["mlp"].deskew is False and params.models["lenet5"].epochs == 2
+    assert params.models["mlp"].net.deskew is False and params.models["lenet5"].epochs == 2
     assert params.data.validation == 100
-    with pytest.raises(PipelineError, match="--set models.mlp.deskw=false: "):
-        load_recipe(REPO_ROOT / "params.yaml", None, ["models.mlp.deskw=false"])
+    with pytest.raises(PipelineError, match="--set models.mlp.net.deskw=false: "):
+        load_recipe(REPO_ROOT / "params.yaml", None, ["models.mlp.net.deskw=false"])
 
 
 def test_every_command_in_the_recipe_log_runs_a_valid_recipe() -> None:
-    """docs/recipe.md: each `benchmarks/seeds.py` command parses and gives a valid recipe."""
+    """docs/recipe.md: each `scripts/seeds.py` command parses and gives a valid recipe."""
     import shlex
 
     from seeds import parse_args
 
     text = (REPO_ROOT / "docs" / "recipe.md").read_text()
-    commands = re.findall(r"`python benchmarks/seeds.py ([^`]+)`", text)
+    commands = re.findall(r"`python scripts/seeds.py ([^`]+)`", text)
     assert len(commands) >= 20
     for command in commands:
         args = parse_args(shlex.split(command))

@@ -1,6 +1,6 @@
 """Bit-for-bit reproducibility: ``dvc repro -f`` twice gives the same bytes for every output.
 
-Drives ``benchmarks/verify_repro.py`` (what ``make verify-repro`` runs on the real data) on
+Drives ``scripts/verify_repro.py`` (what ``make verify-repro`` runs on the real data) on
 the small slice, so the script is tested too.
 """
 
@@ -11,7 +11,11 @@ import os
 import sys
 from pathlib import Path
 
-from conftest import REPO_ROOT, run
+import pytest
+
+from helpers import REPO_ROOT, models, run
+
+pytestmark = pytest.mark.slow
 
 # One core, so one thread per stage: a rerun must match at any fixed thread count, and two
 # threads on two busy cores make the small pipeline several times slower on a shared machine.
@@ -22,13 +26,13 @@ MUST_MATCH = [
     "data/raw/mnist_test.tar.gz",
     *(
         path
-        for model in ("lenet5", "mlp")
+        for model in models()
         for path in (
             f"models/{model}.pt",
-            f"plots/{model}/history.csv",
-            f"plots/{model}/confusion.csv",
+            f"plots/models/{model}/history.csv",
+            f"plots/models/{model}/confusion.csv",
             f"metrics/{model}.json",
-            f"models/{model}.onnx",
+            f"models/onnx/{model}.onnx",
         )
     ),
 ]
@@ -36,7 +40,7 @@ MUST_MATCH = [
 
 def test_repro_twice_gives_identical_bytes(repo_copy: Path, tmp_path: Path) -> None:
     report = tmp_path / "hashes.json"
-    script = REPO_ROOT / "benchmarks" / "verify_repro.py"
+    script = REPO_ROOT / "scripts" / "verify_repro.py"
     result = run(
         [*ONE_CORE, sys.executable, str(script), str(repo_copy), "--json", str(report)], repo_copy
     )

@@ -16,18 +16,18 @@ import pytest
 import torch
 import yaml
 
-from conftest import BIN, REPO_ROOT, fast_params
-from mnist_pipeline import resume
-from mnist_pipeline.dataset import DigitFolder
-from mnist_pipeline.params import TrainParams, parse_params
-from mnist_pipeline.resume import load_state
-from mnist_pipeline.train import train_model
+from helpers import BIN, REPO_ROOT, fast_params
+from mnist_pipeline.core.params import ModelParams, parse_params
+from mnist_pipeline.model import resume
+from mnist_pipeline.model.dataset import Splits, read_splits
+from mnist_pipeline.model.resume import load_state
+from mnist_pipeline.model.train import train_model
 
 EPOCHS = 6
 KILL_AFTER = 3  # finished epochs the history shows when the stage is killed
 # one core: one thread, so both runs take the same kernels whatever else the machine runs
 ONE_CORE = ["taskset", "-c", str(max(os.sched_getaffinity(0)))]
-OUTPUTS = ["models/lenet5.pt", "plots/lenet5/history.csv", "metrics/lenet5_live.json"]
+OUTPUTS = ["models/lenet5.pt", "plots/models/lenet5/history.csv", "metrics/lenet5_live.json"]
 STATE = ".dvc/tmp/resume/lenet5.pt"
 
 
@@ -64,6 +64,7 @@ def digests(root: Path) -> dict[str, str]:
     return {name: hashlib.sha256((root / name).read_bytes()).hexdigest() for name in OUTPUTS}
 
 
+@pytest.mark.slow
 def test_sigkilled_stage_resumes_to_the_bytes_of_an_unbroken_run(
     tmp_path: Path, small_images: Path
 ) -> None:
@@ -75,7 +76,7 @@ def test_sigkilled_stage_resumes_to_the_bytes_of_an_unbroken_run(
 
     broken = workspace(tmp_path / "broken", small_images)
     stage = train_stage(broken)
-    history = broken / "plots/lenet5/history.csv"
+    history = broken / "plots/models/lenet5/history.csv"
     seen = []  # the history's row counts while the stage runs: it grows epoch by epoch
     deadline = time.monotonic() + 600
     while (count := rows(history)) < KILL_AFTER:
@@ -107,11 +108,11 @@ def test_sigkilled_stage_resumes_to_the_bytes_of_an_unbroken_run(
 
 
 @pytest.fixture(scope="module")
-def datasets(small_images: Path) -> tuple[DigitFolder, DigitFolder]:
-    return DigitFolder(small_images / "train"), DigitFolder(small_images / "test")
+def datasets(small_images: Path) -> Splits:
+    return read_splits(small_images)
 
 
-def recipe(**changes: object) -> TrainParams:
+def recipe(**changes: object) -> ModelParams:
     return parse_params(fast_params()).models["mlp"].model_copy(update=changes)
 
 
@@ -127,53 +128,54 @@ def kill_after(epoch: int):
     return on_epoch
 
 
-def test_resume_restores_every_state_exactly(tmp_path: Path, datasets: tuple) -> None:
+def test_resume_restores_every_state_exactly(tmp_path: Path, datasets: Splits) -> None:
     state = tmp_path / "mlp.pt"
-    whole, whole_history = train_model("mlp", recipe(epochs=3), *datasets)
+    whole, whole_history = train_model("mlp", recipe(epochs=3), datasets)
     with pytest.raises(Killed):
-        train_model("mlp", recipe(epochs=3), *datasets, None, kill_after(1), state)
+        train_model("mlp", recipe(epochs=3), datasets, kill_after(1), state)
     assert load_state(state, torch.load(state, weights_only=True)["key"])["epoch"] == 1
-    resumed, history = train_model("mlp", recipe(epochs=3), *datasets, None, None, state)
+    resumed, history = train_model("mlp", recipe(epochs=3), datasets, None, state)
     assert history == whole_history
-    for key, value in whole.state_dict().items():
-        assert torch.equal(value, resumed.state_dict()[key]), key
+    for key, value in whole.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
 
 
 def test_a_state_of_other_params_other_code_or_a_truncated_one_is_ignored_with_a_warning(
     tmp_path: Path,
-    datasets: tuple,
+    datasets: Splits,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     state = tmp_path / "mlp.pt"
     with pytest.raises(Killed):
-        train_model("mlp", recipe(epochs=2), *datasets, None, kill_after(1), state)
+        train_model("mlp", recipe(epochs=2), datasets, kill_after(1), state)
     saved = state.read_bytes()
     caplog.set_level(logging.INFO)
-    _, history = train_model("mlp", recipe(epochs=2, lr=0.05), *datasets, None, None, state)
+    _, history = train_model("mlp", recipe(epochs=2, lr=0.05), datasets, None, state)
     assert "resume state of another run" in caplog.text and "resumed" not in caplog.text
     assert [r.epoch for r in history] == [1, 2]
 
     caplog.clear()  # another validation split: the same digests, other digits trained on
-    train_set, test_set = datasets
-    kept, held_out = train_set.hold_out(200)
+    kept, held_out = datasets.train.hold_out(200)
     with pytest.raises(Killed):
-        train_model("mlp", recipe(epochs=2), kept, test_set, held_out, kill_after(1), state)
-    kept, held_out = train_set.hold_out(300)
-    _, history = train_model("mlp", recipe(epochs=2), kept, test_set, held_out, None, state)
+        splits = Splits(kept, datasets.test, held_out)
+        train_model("mlp", recipe(epochs=2), splits, kill_after(1), state)
+    kept, held_out = datasets.train.hold_out(300)
+    splits = Splits(kept, datasets.test, held_out)
+    _, history = train_model("mlp", recipe(epochs=2), splits, None, state)
     assert "resume state of another run" in caplog.text and "resumed" not in caplog.text
 
     caplog.clear()
     state.write_bytes(saved[: len(saved) // 2])  # a write cut short
-    _, history = train_model("mlp", recipe(epochs=2), *datasets, None, None, state)
+    _, history = train_model("mlp", recipe(epochs=2), datasets, None, state)
     assert "unreadable resume state ignored" in caplog.text and "resumed" not in caplog.text
     assert [r.epoch for r in history] == [1, 2]
 
     caplog.clear()
     state.unlink()  # the finished run's state, which train_model leaves to its caller
     with pytest.raises(Killed):
-        train_model("mlp", recipe(epochs=2), *datasets, None, kill_after(1), state)
+        train_model("mlp", recipe(epochs=2), datasets, kill_after(1), state)
     monkeypatch.setattr(resume, "code_digest", lambda: "0" * 64)  # the code changed since
-    _, history = train_model("mlp", recipe(epochs=2), *datasets, None, None, state)
+    _, history = train_model("mlp", recipe(epochs=2), datasets, None, state)
     assert "resume state of another run" in caplog.text and "resumed" not in caplog.text
     assert [r.epoch for r in history] == [1, 2]

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.runtime import DEVICE_ENV, make_deterministic, pick_device, provenance
+from mnist_pipeline.core.errors import PipelineError
+from mnist_pipeline.model.runtime import DEVICE_ENV, make_deterministic, pick_device, provenance
 
 
 def test_without_the_variable_cuda_is_taken_when_present(monkeypatch) -> None:
@@ -53,7 +53,7 @@ def test_provenance_of_a_cpu_run_names_no_gpu() -> None:
 
 
 def test_workers_share_the_cores(monkeypatch) -> None:
-    from mnist_pipeline.runtime import WORKERS_ENV, cpu_threads, machine_cores
+    from mnist_pipeline.model.runtime import WORKERS_ENV, cpu_threads, machine_cores
 
     monkeypatch.delenv(WORKERS_ENV, raising=False)
     assert cpu_threads() == machine_cores()
@@ -70,7 +70,7 @@ def slot_script(slots_dir: Path) -> str:
     """Python code that claims one of 2 GPU slots in ``slots_dir``, prints it, then waits for
     its stdin to close."""
     return (
-        "import sys; from pathlib import Path; from mnist_pipeline import runtime; "
+        "import sys; from pathlib import Path; from mnist_pipeline.model import runtime; "
         f"print(runtime.gpu_slot(2, Path({str(slots_dir)!r})), flush=True); sys.stdin.read()"
     )
 

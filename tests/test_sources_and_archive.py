@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_pipeline.archive import digits_to_arrays, read_tarball, tarball_path, write_tarball
-from mnist_pipeline.errors import PipelineError
-from mnist_pipeline.sources import Splits, check_splits, from_directory, load_mnist
+from mnist_pipeline.core.errors import PipelineError
+from mnist_pipeline.data.archive import digits_to_arrays, read_tarball, tarball_path, write_tarball
+from mnist_pipeline.data.sources import Splits, check_splits, from_directory, load_mnist
 
 
 def test_idx_directory_gives_both_splits(small_splits: Splits) -> None:

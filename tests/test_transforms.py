@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mnist_pipeline.dataset import DigitFolder
-from mnist_pipeline.mnist import MEAN, STD
-from mnist_pipeline.params import AugmentParams
-from mnist_pipeline.transforms import (
+from mnist_pipeline.core.mnist import MEAN, STD
+from mnist_pipeline.core.params import AugmentParams
+from mnist_pipeline.model.dataset import DigitFolder
+from mnist_pipeline.model.transforms import (
     BatchTransform,
     augment_strength,
     pixel_centres,

@@ -20,7 +20,16 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import BIN, FAST_TRAINING, MODEL_STAGES, copy_repo, experiments, run, stages_run
+from helpers import (
+    BIN,
+    FAST_TRAINING,
+    copy_repo,
+    experiments,
+    model_stages,
+    models,
+    run,
+    stages_run,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -37,8 +46,11 @@ CHROMIUM_FLAGS = [
     "--virtual-time-budget=15000",
     "--dump-dom",
 ]
-VEGA_PLOTS = 4  # dvc.yaml's plots drawn by vega: accuracy, loss, two confusion matrices
-IMAGE_PLOTS = 4  # and the PNG plots: two misclassified grids, two comparison figures
+# dvc.yaml's plots drawn by vega: per model its history and confusion matrix, and the two
+# comparisons of every model; then the PNG plots: per model its misclassified grid, and
+# the report's two figures
+VEGA_PLOTS = 2 * len(models()) + 2
+IMAGE_PLOTS = len(models()) + 2
 
 
 def write_params(repo: Path, change: dict) -> None:
@@ -96,16 +108,16 @@ def test_exp_with_a_validation_split_shows_validation_accuracy(
     command = ["dvc", "exp", "run", "-n", "held-out", "-S", "data.validation=200"]
     result = run([*command, "-S", "models.mlp.epochs=2"], repo)
     # both models train on fewer digits; the data stages do not run again
-    assert stages_run(result.stdout) == MODEL_STAGES
+    assert stages_run(result.stdout) == model_stages()
     metrics = experiments(repo)["held-out"]["metrics"]
-    for model in ("lenet5", "mlp"):
+    for model in models():
         values = metrics[f"metrics/{model}.json"]["data"]
         assert values["validation_images"] == 200
         assert 0.1 < values["validation_accuracy"] <= 1
         assert values["provenance"]["train"]["threads"] >= 1
     header = run(["dvc", "exp", "show", "--csv"], repo).stdout.splitlines()[0]
     assert "metrics/mlp.json:validation_accuracy" in header
-    history = (repo / "plots" / "mlp" / "history.csv").read_text().splitlines()
+    history = (repo / "plots" / "models" / "mlp" / "history.csv").read_text().splitlines()
     assert history[0].endswith("validation_loss,validation_accuracy") and len(history) == 3
 
 
@@ -167,7 +179,7 @@ def test_metrics_and_plots_diff_between_two_commits(experiment_repo: Path, tmp_p
     assert re.search(r"\| metrics/mlp.json +\| accuracy", table)
 
     plots = json.loads(run(["dvc", "plots", "diff", "HEAD~1", "HEAD", "--json"], repo).stdout)
-    revisions = plots["data"]["Error rate per epoch (log scale)"][0]["revisions"]
+    revisions = plots["data"]["Error rate per epoch, every model (log scale)"][0]["revisions"]
     assert len(revisions) == 2
     run(["dvc", "plots", "diff", "HEAD~1", "HEAD"], repo)
     page = (repo / "dvc_plots" / "index.html").read_text()

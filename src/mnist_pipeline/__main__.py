@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
-from mnist_pipeline.cli import setup_logging
-from mnist_pipeline.errors import PipelineError
-
-log = logging.getLogger("mnist_pipeline")
+from mnist_pipeline.core.entry import run
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from mnist_pipeline.predict import predict, predict_onnx
+    from mnist_pipeline.tools.predict import predict, predict_onnx
 
     if args.onnx is not None:
         results = predict_onnx(args.images, args.onnx, model_name=args.model)
@@ -27,7 +23,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _plots(args: argparse.Namespace) -> int:
-    from mnist_pipeline.plots import show_plots
+    from mnist_pipeline.tools.plots import show_plots
 
     for path in show_plots(Path.cwd(), args.images):
         sys.stdout.write(f"{path}\n")
@@ -35,20 +31,20 @@ def _plots(args: argparse.Namespace) -> int:
 
 
 def _plots_template(args: argparse.Namespace) -> int:
-    from mnist_pipeline.plots import write_template
+    from mnist_pipeline.tools.plots import write_template
 
     write_template(args.path)
     return 0
 
 
 def _ci(args: argparse.Namespace) -> int:
-    from mnist_pipeline.ci import run_ci
+    from mnist_pipeline.ci.run import run_ci
 
     return 0 if run_ci(Path.cwd(), base=args.base) else 1
 
 
 def parser() -> argparse.ArgumentParser:
-    from mnist_pipeline.plots import DEFAULT_IMAGES, DEFAULT_TEMPLATE
+    from mnist_pipeline.tools.plots import DEFAULT_IMAGES, DEFAULT_TEMPLATE
 
     top = argparse.ArgumentParser(prog="mnist-pipeline", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True)
@@ -95,16 +91,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    setup_logging()
-    try:
-        return args.run(args)
-    except PipelineError as exc:
-        log.error("%s", exc)
-        return 1
-    except KeyboardInterrupt:
-        log.error("interrupted")
-        return 130
+    def command(args: list[str]) -> int:
+        parsed = parser().parse_args(args)
+        return parsed.run(parsed)
+
+    return run(command, argv)
 
 
 if __name__ == "__main__":
