@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -18,9 +19,11 @@ import onnx
 import pytest
 import torch
 from onnx import TensorProto, helper
+from PIL import Image
 
-from helpers import REPO_ROOT
+from helpers import REPO_ROOT, run
 from mnist_pipeline.core.errors import PipelineError
+from mnist_pipeline.formats.onnxfile import open_model
 from mnist_pipeline.model.dataset import DigitFolder
 from mnist_pipeline.model.export import TOLERANCE
 from test_export import checkpoints, exported, pipeline_logits  # noqa: F401 (fixtures)
@@ -146,3 +149,25 @@ def test_a_runtime_off_the_metrics_accuracy_fails_the_check() -> None:
     assert row.disagreements == 2 and row.accuracy == 0.5
     assert "2 digits get another class than in PyTorch" in row.failures(1.0)[0]
     assert "logits differ from PyTorch's by up to 1" in row.failures(1.0)[1]
+
+
+def test_the_opencv_example_classifies_like_onnxruntime(
+    verify: ModuleType,
+    exported: dict[str, tuple[Path, dict]],  # noqa: F811
+    small_images: Path,
+    tmp_path: Path,
+) -> None:
+    """examples/classify_opencv.py run by the runtimes' Python, on the extracted test PNGs."""
+    pngs = sorted((small_images / "test").glob("*/*.png"))[::25]
+    onnx_path = exported["lenet5"][0]
+    example = REPO_ROOT / "examples" / "classify_opencv.py"
+    args = [str(verify.RUNTIMES_PYTHON), str(example), str(onnx_path), *map(str, pngs)]
+    output = run(args, tmp_path).stdout
+    pixels = np.stack([np.asarray(Image.open(path)) for path in pngs])
+    digits = open_model(onnx_path).logits(pixels).argmax(axis=1)
+    assert output.splitlines() == [f"{p}: {d}" for p, d in zip(pngs, digits, strict=True)]
+    bad = tmp_path / "wide.png"
+    Image.new("L", (30, 28)).save(bad)
+    refused = subprocess.run(args[:3] + [str(bad)], capture_output=True, text=True, check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == f"{bad}: not a 28x28 image OpenCV can read"
