@@ -124,7 +124,12 @@ async function update() {
   for (const model of models) {
     if (!model.session) continue;
     const began = performance.now();
-    model.probabilities = form ? await classify(model.session, form) : null;
+    try {
+      model.probabilities = form ? await classify(model.session, form) : null;
+    } catch (error) {
+      model.session = model.probabilities = null; // shown as failed; the others go on
+      showError(model, `${model.name}: could not run ${model.file}: ${error.message || error}`);
+    }
     perModel[model.name] = performance.now() - began;
     showBars(model);
   }
