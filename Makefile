@@ -111,7 +111,7 @@ verify-runtimes: install $(RUNTIMES_STAMP)
 WEB := build/web
 
 web: install $(NODE_TOOLS)
-	python web/build.py --out $(WEB)
+	python web/build_page.py --out $(WEB)
 
 # Everything, the end-to-end runs of the real dvc CLI included: what CI runs
 test: install chromium node-tools runtimes

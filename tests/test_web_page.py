@@ -29,7 +29,7 @@ from mnist_pipeline.tools.predict import load_digit, to_mnist
 from test_export import checkpoints, exported, pipeline_logits  # noqa: F401 (fixtures)
 
 sys.path.insert(0, str(REPO_ROOT / "web"))
-from build import MAX_BYTES, build_page  # noqa: E402
+from build_page import MAX_BYTES, build_page  # noqa: E402
 from page_driver import PageDriver, find_chromium, png_bytes, scanline_strokes  # noqa: E402
 
 pytestmark = pytest.mark.slow  # a browser and node_modules: `make test` prepares both

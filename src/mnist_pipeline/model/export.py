@@ -198,7 +198,7 @@ def check_portable(model: onnx.ModelProto, name: str) -> None:
     ops = {node.op_type for node in model.graph.node}
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True).graph
     values = [*inferred.input, *inferred.value_info, *inferred.output]
-    types = {value.type.tensor_type.elem_type for value in values}
+    types = {value.type.tensor_type.elem_type for value in values} - {0}  # 0: not a tensor
     types |= {tensor.data_type for tensor in model.graph.initializer}
     types |= {
         attribute.i

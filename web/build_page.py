@@ -1,6 +1,6 @@
 """Build the draw-a-digit page into one folder that any static web server can serve.
 
-    python web/build.py [--out build/web] [--root .]          (make web)
+    python web/build_page.py [--out build/web] [--root .]     (make web)
 
 The folder holds web/'s page, each model of params.yaml as the export stage wrote it
 (``models/onnx/<model>.onnx``, checked to be that model's file), ``models.json`` with each
