@@ -5,13 +5,16 @@
 Runs in the separate environment ``make runtimes`` builds from runtimes/requirements.txt
 (numpy, openvino, opencv-python-headless; no torch, no mnist_pipeline). Reads uint8
 pixels, N x 1 x 28 x 28, from a ``.npy`` file and writes each runtime's float32 N x 10
-logits for each model as ``OUT_DIR/<model file stem>.<runtime>.npy``. Prints the runtimes'
+logits for each model as ``OUT_DIR/<model file stem>.<runtime>.npy``: OpenVINO in float32,
+OpenCV, and, for comparison, OpenVINO at the precision it picks when not told (bfloat16 on
+CPUs with AMX or AVX-512 BF16). Prints the runtimes'
 versions as one JSON line. A model a runtime cannot load or run exits 1 with one line on
 stderr naming the runtime and the file.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -29,8 +32,8 @@ OPENVINO_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
 Runner = Callable[[np.ndarray], np.ndarray]
 
 
-def openvino_runner(path: Path) -> Runner:
-    compiled = openvino.Core().compile_model(str(path), "CPU", OPENVINO_CONFIG)
+def openvino_runner(path: Path, config: dict[str, str] = OPENVINO_CONFIG) -> Runner:
+    compiled = openvino.Core().compile_model(str(path), "CPU", config)
     return lambda pixels: compiled(pixels)[0]
 
 
@@ -47,7 +50,19 @@ def opencv_runner(path: Path) -> Runner:
 RUNTIMES: dict[str, Callable[[Path], Runner]] = {
     "openvino": openvino_runner,
     "opencv": opencv_runner,
+    # for comparison: what OpenVINO computes when not told the precision
+    "openvino-default": functools.partial(openvino_runner, config={}),
 }
+
+
+def versions() -> dict[str, str]:
+    """Each runtime's version; for OpenVINO's default, the precision it picks on this CPU."""
+    default = openvino.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
+    return {
+        "openvino": openvino.get_version(),
+        "opencv": cv2.__version__,
+        "openvino-default": f"{default} by default",
+    }
 
 
 def logits(runner: Runner, pixels: np.ndarray) -> np.ndarray:
@@ -76,7 +91,7 @@ def main(argv: list[str]) -> int:
                 print(f"{runtime}: {model}: {type(exc).__name__}: {detail}", file=sys.stderr)
                 return 1
             np.save(out / f"{model.stem}.{runtime}.npy", result)
-    print(json.dumps({"openvino": openvino.get_version(), "opencv": cv2.__version__}))
+    print(json.dumps(versions()))
     return 0
 
 

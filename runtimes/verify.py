@@ -8,8 +8,9 @@ does, and through ``models/onnx/<model>.onnx`` in onnxruntime (this environment)
 and OpenCV's DNN module (the environment ``make runtimes`` builds, run by
 ``runtimes/score.py``). Each runtime must give PyTorch's class for every digit, logits
 within the export stage's tolerance, and ``metrics/<model>.json``'s accuracy within
-:data:`ACCURACY_TOLERANCE`. Prints one row per model and runtime, then exits 1 if any
-check failed. Run it after ``dvc repro`` (or ``make ci``), on the files it wrote.
+:data:`ACCURACY_TOLERANCE`. OpenVINO at its default precision is shown too, not checked.
+Prints one row per model and runtime, then exits 1 if any check failed. Run it after
+``dvc repro`` (or ``make ci``), on the files it wrote.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ HERE = Path(__file__).resolve().parent
 RUNTIMES_PYTHON = HERE.parent / ".runtimes" / "bin" / "python"
 SCORE = HERE / "score.py"
 ACCURACY_TOLERANCE = 1e-4  # one digit in 10,000
+# shown beside the others, not checked: why the check runs OpenVINO in float32
+UNCHECKED = {"openvino-default"}
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,8 @@ class Row:
             )
         if not abs(self.accuracy - expected_accuracy) <= ACCURACY_TOLERANCE:
             problems.append(
-                f"{where}: accuracy {self.accuracy:.4%}, metrics say {expected_accuracy:.4%}"
+                f"{where}: accuracy {100 * self.accuracy:.2f} %, "
+                f"metrics say {100 * expected_accuracy:.2f} %"
             )
         return problems
 
@@ -144,7 +148,8 @@ def verify(root: Path, names: list[str]) -> tuple[list[Row], list[str]]:
         failures += torch_row.failures(expected)
         for runtime, per_file in logits.items():
             rows.append(compare(name, runtime, per_file[paths[name]], reference, labels))
-            failures += rows[-1].failures(expected)
+            if runtime not in UNCHECKED:
+                failures += rows[-1].failures(expected)
     print(
         f"{len(labels)} test digits, on {cpu_name()}; "
         + ", ".join(f"{runtime} {version}" for runtime, version in versions.items())
@@ -158,8 +163,8 @@ def table(rows: list[Row]) -> str:
         "|---|---|---|---|---|",
     ]
     lines += [
-        f"| {r.model} | {r.runtime} | {r.accuracy:.2%} | {r.disagreements} | "
-        f"{r.max_difference:.2g} |"
+        f"| {r.model} | {r.runtime}{' (not checked)' if r.runtime in UNCHECKED else ''} | "
+        f"{100 * r.accuracy:.2f} % | {r.disagreements} | {r.max_difference:.2g} |"
         for r in rows
     ]
     return "\n".join(lines)

@@ -64,8 +64,9 @@ def test_every_runtime_gives_pytorchs_class_for_every_test_digit(
     pixels, labels = test.images.numpy(), test.labels.numpy()
     paths = [exported[name][0] for name in ("lenet5", "mlp")]
     logits, versions = verify.every_runtime(paths, pixels)
-    assert list(logits) == list(versions) == list(RUNTIMES)
+    assert list(logits) == list(versions) == [*RUNTIMES, "openvino-default"]
     assert versions["opencv"].startswith("5.") and versions["openvino"].startswith("2026.")
+    assert versions["openvino-default"].endswith(" by default")  # shown, not checked
     for name, path in zip(("lenet5", "mlp"), paths, strict=True):
         reference = pipeline_logits(checkpoints[name], test.images)
         accuracy = exported[name][1]["pytorch_accuracy"]
@@ -143,7 +144,7 @@ def test_a_runtime_off_the_metrics_accuracy_fails_the_check() -> None:
     labels = np.array([0, 1, 2, 3])
     row = verify.compare("mlp", "opencv", reference, reference, labels)
     assert row.failures(1.0) == []
-    assert row.failures(0.75) == ["model 'mlp' in opencv: accuracy 100.0000%, metrics say 75.0000%"]
+    assert row.failures(0.75) == ["model 'mlp' in opencv: accuracy 100.00 %, metrics say 75.00 %"]
     swapped = reference[[1, 0, 2, 3]]
     row = verify.compare("mlp", "opencv", swapped, reference, labels)
     assert row.disagreements == 2 and row.accuracy == 0.5

@@ -62,9 +62,15 @@ async function settle() {
 }
 
 async function draw(strokes) {
+  // pad pixels to the page's coordinates: the pad's content box, inside its border
   const box = await page.locator("#pad").boundingBox();
-  const size = await page.$eval("#pad", (pad) => [pad.width, pad.height]);
-  const at = ([x, y]) => [box.x + (x * box.width) / size[0], box.y + (y * box.height) / size[1]];
+  const pad = await page.$eval("#pad", (p) => ({
+    left: p.clientLeft,
+    top: p.clientTop,
+    xScale: p.clientWidth / p.width,
+    yScale: p.clientHeight / p.height,
+  }));
+  const at = ([x, y]) => [box.x + pad.left + x * pad.xScale, box.y + pad.top + y * pad.yScale];
   for (const points of strokes) {
     await page.mouse.move(...at(points[0]));
     await page.mouse.down();

@@ -41,10 +41,11 @@ ink.lineJoin = "round";
 ink.strokeStyle = ink.fillStyle = "#000";
 
 function padPoint(event) {
+  // the pad's pixels fill its content box: inside the border, scaled to its CSS size
   const box = pad.getBoundingClientRect();
   return [
-    ((event.clientX - box.left) * pad.width) / box.width,
-    ((event.clientY - box.top) * pad.height) / box.height,
+    ((event.clientX - box.left - pad.clientLeft) * pad.width) / pad.clientWidth,
+    ((event.clientY - box.top - pad.clientTop) * pad.height) / pad.clientHeight,
   ];
 }
 
@@ -89,7 +90,7 @@ document.getElementById("clear").addEventListener("click", () => {
 let drawn = 0; // changes to the drawing so far
 let shown = 0; // the change the bars show
 let running = false;
-let waiting = []; // settled() promises to resolve once the bars catch up
+const waiting = []; // settled() promises to resolve once the bars catch up
 
 function changed() {
   drawn += 1;
@@ -102,7 +103,11 @@ function changed() {
 async function catchUp() {
   while (shown !== drawn) {
     const change = drawn;
-    await update();
+    try {
+      await update();
+    } catch (error) {
+      statusLine.textContent = `could not read the drawing: ${error.message || error}`;
+    }
     shown = change;
   }
   running = false;
