@@ -32,7 +32,7 @@ def find_chromium() -> str | None:
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     extensions_map = {".mjs": "text/javascript", ".wasm": "application/wasm"}
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base's name)
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
