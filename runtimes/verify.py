@@ -38,6 +38,7 @@ from mnist_pipeline.model.runtime import cpu_name
 HERE = Path(__file__).resolve().parent
 # the separate environment `make runtimes` builds, and the script it runs there
 RUNTIMES_PYTHON = HERE.parent / ".runtimes" / "bin" / "python"
+RUNTIMES_INSTALLED = HERE.parent / ".runtimes" / ".installed"  # written once all installed
 SCORE = HERE / "score.py"
 ACCURACY_TOLERANCE = 1e-4  # one digit in 10,000
 # shown beside the others, not checked: why the check runs OpenVINO in float32

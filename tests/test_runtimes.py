@@ -46,8 +46,8 @@ def load_verify() -> ModuleType:
 def verify() -> ModuleType:
     """runtimes/verify.py; skips (fails in CI) where OpenVINO and OpenCV are not installed."""
     module = load_verify()
-    if not module.RUNTIMES_PYTHON.exists():
-        howto = f"no {module.RUNTIMES_PYTHON}: `make runtimes` installs OpenVINO and OpenCV"
+    if not module.RUNTIMES_INSTALLED.exists():
+        howto = f"no {module.RUNTIMES_INSTALLED}: `make runtimes` installs OpenVINO and OpenCV"
         if os.environ.get("CI"):
             pytest.fail(f"the runtimes are needed in CI: {howto}")
         pytest.skip(howto)
