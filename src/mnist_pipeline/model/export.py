@@ -1,10 +1,13 @@
 """The export stage: a checkpoint as one self-contained ONNX file that reads raw pixels.
 
 The file holds the model behind the same preprocessing the pipeline applies: uint8
-pixels to [0, 1], deskewing when the checkpoint was trained with it (moments, an affine
-grid and GridSample), then normalisation. It is written only after onnxruntime, run on
-every test digit, gives the same class as PyTorch for each, with logits within
-:data:`TOLERANCE`.
+pixels to [0, 1], deskewing when the checkpoint was trained with it, then normalisation.
+The graph is portable: the deskew's bilinear resampling is written as matrix products
+of interpolation weights instead of ``GridSample``, all in float32, with no shape
+computed at run time, so that onnxruntime, OpenVINO and OpenCV's DNN module all run it
+(:data:`PORTABLE_OPS` lists the operators it may hold). It is written only after that
+check, and after onnxruntime, run on every test digit, gives the same class as PyTorch
+for each, with logits within :data:`TOLERANCE`.
 """
 
 from __future__ import annotations
@@ -39,13 +42,7 @@ from mnist_pipeline.model.checkpoint import Checkpoint, load_checkpoint
 from mnist_pipeline.model.dataset import read_splits
 from mnist_pipeline.model.inference import BATCH_SIZE, evaluate_checkpoint, ready
 from mnist_pipeline.model.runtime import provenance
-from mnist_pipeline.model.transforms import (
-    pixel_centres,
-    resample,
-    sampling_grid,
-    to_unit,
-    upright_theta,
-)
+from mnist_pipeline.model.transforms import pixel_centres, to_unit
 
 log = logging.getLogger(__name__)
 # the exporter's passes log every rewrite at INFO: keep the stage's log to its own lines
@@ -60,24 +57,69 @@ OPSET = 18
 TOLERANCE = 1e-3
 
 
+# What every runtime the export targets runs (onnxruntime, OpenVINO, OpenCV DNN 5.1): the
+# operators of both models' graphs, nothing computed from shapes at run time.
+PORTABLE_OPS = frozenset(
+    {"Abs", "Add", "Cast", "Clip", "Conv", "Div", "Gemm", "MatMul", "MaxPool", "Mul"}
+    | {"ReduceSum", "Relu", "Reshape", "Sub", "Unsqueeze"}
+)
+# element types a portable graph's tensors may have: the uint8 pixels, float32 values, and
+# int64 for the constant shapes and axes. No float64: OpenCV 5.1 fails on a float64 MatMul
+# by a vector (an assertion `idx < dims`), which deskew moments computed in float64 make.
+PORTABLE_TYPES = frozenset({onnx.TensorProto.UINT8, onnx.TensorProto.FLOAT, onnx.TensorProto.INT64})
+# a floor for the ink's mass and vertical spread, as in transforms.upright_theta
+TINY = 1e-12
+
+
+def tent(distance: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation's weight of a pixel ``distance`` pixels away: 1 - |d|, 0 past 1."""
+    return torch.relu(1 - distance.abs())
+
+
 class RawPixels(nn.Module):
     """``model`` behind the pipeline's preprocessing: uint8 N x 1 x 28 x 28 in, logits out.
 
-    Computes what :class:`.BatchTransform` does without augmentation: the deskew matrices,
-    the sampling grid and its resampling with the same functions, then normalisation.
+    Computes what :class:`.BatchTransform` does without augmentation, in operators every
+    target runtime has: the deskew of :func:`.upright_theta` (the ink's centroid and slant,
+    here from centred float32 moments), then the bilinear resampling ``F.grid_sample``
+    does, as two products with tent weights. The map moves each output row by the same
+    amount vertically (the centroid's height) and shifts it sideways (centroid and slant),
+    so the rows are first interpolated between input rows, then each row along itself.
+    Outside the image counts as black, as with ``padding_mode="zeros"``.
     """
 
     def __init__(self, model: nn.Module, deskew: bool) -> None:
         super().__init__()
         self.model, self.deskew = model, deskew
-        self.register_buffer("centres", pixel_centres(), persistent=False)
+        index = torch.arange(SIDE, dtype=torch.float32)
+        self.register_buffer("centres", pixel_centres(), persistent=False)  # in [-1, 1]
+        self.register_buffer("index", index, persistent=False)  # in pixels
+        self.register_buffer("offsets", index[:, None] - index, persistent=False)  # w - j
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         x = to_unit(pixels)
         if self.deskew:
-            theta = upright_theta(x, self.centres).float()
-            x = resample(x, sampling_grid(theta, self.centres))
+            x = self.upright(x)
         return self.model((x - MEAN) / STD)
+
+    def upright(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (N x 1 x 28 x 28 in [0, 1]) sheared upright and centred by its moments."""
+        pos = self.centres  # u across a row, v down a column: the same 28 values
+        by_row, by_column = x.sum(3), x.sum(2)  # N x 1 x 28 each
+        mass = by_row.sum(2, keepdim=True).clamp_min(TINY)
+        v0 = (by_row * pos).sum(2, keepdim=True) / mass  # N x 1 x 1
+        u0 = (by_column * pos).sum(2, keepdim=True) / mass
+        dv, du = pos - v0, pos - u0  # N x 1 x 28: each pixel centre from the centroid
+        var_v = (by_row * dv * dv).sum(2, keepdim=True) / mass
+        cov = ((x * du[:, :, None]).sum(3) * dv).sum(2, keepdim=True) / mass
+        slant = cov / var_v.clamp_min(TINY)
+        half = SIDE / 2  # grid units to pixels
+        # output row h reads input row h + 28/2 v0: one weight per (h, input row)
+        rows = tent((self.index + half * v0)[..., None] - self.index) @ x
+        # ... and pixel w of it reads w + 28/2 (slant v_h + u0): N x 28 x 28 x 28 weights
+        shift = (half * (slant * pos + u0)).reshape(-1, SIDE, 1, 1)
+        out = tent(self.offsets + shift) @ rows.reshape(-1, SIDE, SIDE, 1)
+        return out.reshape(-1, 1, SIDE, SIDE)
 
 
 def _fix_fields(model: onnx.ModelProto, loaded: Checkpoint, checkpoint_sha256: str) -> None:
@@ -143,7 +185,37 @@ def export_onnx(loaded: Checkpoint, checkpoint_sha256: str = "") -> bytes:
         raise PipelineError(
             f"model '{loaded.name}': step 'ONNX check' failed: {first_line(exc)}"
         ) from exc
+    check_portable(model, loaded.name)
     return model.SerializeToString(deterministic=True)
+
+
+def check_portable(model: onnx.ModelProto, name: str) -> None:
+    """Fail unless ``model`` holds only :data:`PORTABLE_OPS` on :data:`PORTABLE_TYPES`.
+
+    What the stage can check without the other runtimes installed; the tests and
+    ``make verify-runtimes`` run the files in OpenVINO and OpenCV themselves.
+    """
+    ops = {node.op_type for node in model.graph.node}
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True).graph
+    values = [*inferred.input, *inferred.value_info, *inferred.output]
+    types = {value.type.tensor_type.elem_type for value in values} - {0}  # 0: not a tensor
+    types |= {tensor.data_type for tensor in model.graph.initializer}
+    types |= {
+        attribute.i
+        for node in model.graph.node
+        for attribute in node.attribute
+        if node.op_type == "Cast" and attribute.name == "to"
+    }
+    problems = [f"operator {op}" for op in sorted(ops - PORTABLE_OPS)]
+    problems += [
+        f"{onnx.helper.tensor_dtype_to_np_dtype(t)} tensors" for t in sorted(types - PORTABLE_TYPES)
+    ]
+    if problems:
+        raise PipelineError(
+            f"model '{name}': step 'portability check' failed: the graph holds "
+            f"{', '.join(problems)}, which not every target runtime (onnxruntime, OpenVINO, "
+            f"OpenCV DNN) runs"
+        )
 
 
 class Agreement(NamedTuple):
